@@ -130,8 +130,11 @@ impl ErrorKind {
     }
 }
 
-/// A Mirage error: a kind plus the context a user needs to act on it.
-pub struct Error {
+/// A Mirage error: a kind plus the context a user needs to act on it (boxed, so that
+/// `Result`s stay one pointer wide).
+pub struct Error(Box<Repr>);
+
+struct Repr {
     kind: ErrorKind,
     op: &'static str,
     path: Option<VPath>,
@@ -144,13 +147,13 @@ pub struct Error {
 impl Error {
     /// A new error of `kind` raised by operation `op` (`"read"`, `"commit"`, ...).
     pub fn new(kind: ErrorKind, op: &'static str) -> Self {
-        Error { kind, op, path: None, mount: None, detail: None, conflicts: Vec::new(), source: None }
+        Error(Box::new(Repr { kind, op, path: None, mount: None, detail: None, conflicts: Vec::new(), source: None }))
     }
 
     /// A `Conflict` naming every path that lost the race.
     pub fn conflict(op: &'static str, paths: Vec<VPath>, detail: impl Into<String>) -> Self {
         let mut e = Error::new(ErrorKind::Conflict, op).with_detail(detail);
-        e.conflicts = paths;
+        e.0.conflicts = paths;
         e
     }
 
@@ -162,93 +165,93 @@ impl Error {
 
     /// Sets the path the error concerns.
     pub fn with_path(mut self, path: impl Into<VPath>) -> Self {
-        self.path = Some(path.into());
+        self.0.path = Some(path.into());
         self
     }
 
     /// Sets the mount point of the resource involved.
     pub fn with_mount(mut self, mount: VPath) -> Self {
-        self.mount = Some(mount);
+        self.0.mount = Some(mount);
         self
     }
 
     /// Adds a human-readable detail, shown after the kind.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// Moves an error raised by a resource (inner path) into the virtual tree: the path
     /// becomes `mount` + inner path and the mount is recorded. Idempotent.
     pub fn in_mount(mut self, mount: &VPath) -> Self {
-        if self.mount.is_none() {
-            self.path = self.path.map(|p| p.rebase(mount));
-            self.mount = Some(mount.clone());
+        if self.0.mount.is_none() {
+            self.0.path = self.0.path.map(|p| p.rebase(mount));
+            self.0.mount = Some(mount.clone());
         }
         self
     }
 
     /// Replaces the operation name (used when a primitive serves a higher-level call).
     pub fn with_op(mut self, op: &'static str) -> Self {
-        self.op = op;
+        self.0.op = op;
         self
     }
 
     /// The kind of error.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The errno for this error.
     pub fn errno(&self) -> i32 {
-        self.kind.errno()
+        self.0.kind.errno()
     }
 
     /// The operation that failed.
     pub fn op(&self) -> &'static str {
-        self.op
+        self.0.op
     }
 
     /// The virtual path concerned, if any.
     pub fn path(&self) -> Option<&VPath> {
-        self.path.as_ref()
+        self.0.path.as_ref()
     }
 
     /// The mount point of the resource involved, if any.
     pub fn mount(&self) -> Option<&VPath> {
-        self.mount.as_ref()
+        self.0.mount.as_ref()
     }
 
     /// For `Conflict`: the paths that were changed by someone else.
     pub fn conflicts(&self) -> &[VPath] {
-        &self.conflicts
+        &self.0.conflicts
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.op)?;
-        if let Some(path) = &self.path {
+        f.write_str(self.0.op)?;
+        if let Some(path) = &self.0.path {
             write!(f, " '{path}'")?;
         }
-        if let Some(mount) = &self.mount {
+        if let Some(mount) = &self.0.mount {
             write!(f, " (mount '{mount}')")?;
         }
-        write!(f, ": {}", self.kind.describe())?;
-        if !self.conflicts.is_empty() {
-            let names: Vec<String> = self.conflicts.iter().map(|p| format!("'{p}'")).collect();
+        write!(f, ": {}", self.0.kind.describe())?;
+        if !self.0.conflicts.is_empty() {
+            let names: Vec<String> = self.0.conflicts.iter().map(|p| format!("'{p}'")).collect();
             write!(f, " on {}", names.join(", "))?;
         }
-        if let Some(detail) = &self.detail {
+        if let Some(detail) = &self.0.detail {
             write!(f, " ({detail})")?;
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -257,13 +260,13 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self} [{}]", self.kind.code())
+        write!(f, "{self} [{}]", self.0.kind.code())
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+        self.0.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -1,0 +1,447 @@
+//! Fork, diff, commit and abort.
+//!
+//! A fork commits into its parent: first winner wins, by comparing node stamps (see
+//! [`crate::state::State::commit_conflicts`]). A root session commits into the resources, in
+//! three phases (removals deepest first, creations shallowest first, then attributes), each
+//! write conditional on the version the session saw; any path changed behind the session's
+//! back makes the whole commit fail before anything is written.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::mount::{Mount, Route};
+use crate::overlay::{FileData, Node, NodeKind, Origin};
+use crate::path::VPath;
+use crate::resource::{ByteStream, FileType, Metadata, Precondition, once_stream};
+use crate::session::{CommitOptions, CommitReport, Found, Session};
+use crate::state::Record;
+
+/// How much of a file one read of a commit's content stream fetches.
+const STREAM_PIECE: u64 = 1024 * 1024;
+
+/// Whether a path was added, modified or deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// It did not exist where the session started.
+    Added,
+    /// Its content, kind or attributes changed.
+    Modified,
+    /// It existed and is gone.
+    Deleted,
+}
+
+/// One entry of [`Session::diff`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The virtual path.
+    pub path: VPath,
+    /// Added, modified or deleted.
+    pub kind: ChangeKind,
+    /// The entry's type now (or before, for a deletion).
+    pub file_type: FileType,
+    /// Size where the session started, if it existed.
+    pub old_size: Option<u64>,
+    /// Size now, if it exists.
+    pub new_size: Option<u64>,
+}
+
+/// One path a root commit writes, with what the resource holds now.
+struct Step {
+    path: VPath,
+    node: Arc<Node>,
+    mount: Mount,
+    inner: VPath,
+    current: Option<Metadata>,
+    content: Option<Bytes>,
+}
+
+fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
+    Error::new(kind, op).with_path(path.clone())
+}
+
+impl Session {
+    /// Forks this session in O(1): the fork sees everything this session sees, and from now
+    /// on neither sees the other's changes until one commits.
+    ///
+    /// # Errors
+    /// `NotFound` once the session has been aborted.
+    pub fn fork(&self) -> Result<Session> {
+        let name = {
+            let inner = self.hub.lock();
+            let base = inner.state.session(self.id)?.name.clone();
+            (1..).map(|i| format!("{base}.{i}")).find(|n| !inner.state.sessions.values().any(|s| &s.name == n))
+        };
+        self.fork_named(&name.expect("an unused name exists"))
+    }
+
+    /// Forks this session under a chosen name.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the name is taken; `NotFound` once the session has been aborted.
+    pub fn fork_named(&self, name: &str) -> Result<Session> {
+        self.hub.lock().state.session(self.id)?;
+        self.hub.open_session(Some(self.id), name)
+    }
+
+    /// Discards this session and every fork below it. Its handles fail with `NotFound`
+    /// afterwards.
+    ///
+    /// # Errors
+    /// `NotFound` when it was already aborted; I/O errors from the store.
+    pub fn abort(&self) -> Result<()> {
+        let mut inner = self.hub.lock();
+        inner.state.session(self.id)?;
+        self.hub.record_locked(&mut inner, vec![Record::Abort { session: self.id }])?;
+        self.hub.sync(&mut inner)
+    }
+
+    /// Makes this session's recorded changes durable in the store (a no-op without one).
+    ///
+    /// # Errors
+    /// I/O errors from the store.
+    pub fn flush(&self) -> Result<()> {
+        let mut inner = self.hub.lock();
+        self.hub.sync(&mut inner)
+    }
+
+    /// What this session changed relative to its starting point (its parent, or the
+    /// resources for a root session), sorted by path.
+    ///
+    /// # Errors
+    /// `NotFound` once aborted; a resource's error while sizing an old entry.
+    pub async fn diff(&self) -> Result<Vec<Change>> {
+        let touched = self.hub.lock().state.session(self.id)?.touched.clone();
+        let view = self.view()?;
+        let mut changes = Vec::new();
+        for (path, base) in touched.iter() {
+            let old = self.old_entry(path, base.as_ref(), view.get(path)).await?;
+            let old_meta = old.as_ref().map(|(t, size, _)| (*t, *size));
+            let new = view.get(path).and_then(|n| Some((n.file_type()?, n.size())));
+            let kind = match (old_meta, new) {
+                (None, None) => continue,
+                (None, Some(_)) => ChangeKind::Added,
+                (Some(_), None) => ChangeKind::Deleted,
+                (Some(_), Some(_))
+                    if old.as_ref().is_some_and(|(_, _, stamp)| *stamp == view.get(path).map(|n| n.stamp)) =>
+                {
+                    continue;
+                }
+                (Some(_), Some(_)) => ChangeKind::Modified,
+            };
+            let file_type = new.or(old_meta).map(|(t, _)| t).expect("one side exists");
+            changes.push(Change {
+                path: path.clone(),
+                kind,
+                file_type,
+                old_size: old_meta.map(|(_, s)| s),
+                new_size: new.map(|(_, s)| s),
+            });
+        }
+        Ok(changes)
+    }
+
+    /// The entry at `path` where the session started: type, size and overlay stamp.
+    async fn old_entry(
+        &self,
+        path: &VPath,
+        base: Option<&Arc<Node>>,
+        now: Option<&Arc<Node>>,
+    ) -> Result<Option<(FileType, u64, Option<u64>)>> {
+        if let Some(base) = base {
+            return Ok(base.file_type().map(|t| (t, base.size(), Some(base.stamp))));
+        }
+        if !matches!(now.map(|n| &n.origin), Some(Origin::Present(..))) {
+            return Ok(None);
+        }
+        match self.hub.route(path) {
+            Route::Resource(mount, inner) => match mount.resource().stat(&inner).await {
+                Ok(meta) => Ok(Some((meta.file_type, meta.size, None))),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.in_mount(mount.point())),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// A unified diff of the file at `path` between the session's starting point and now
+    /// (`Binary files differ` for content that is not UTF-8 text).
+    ///
+    /// # Errors
+    /// `NotFound` once aborted; a resource's error while reading old content.
+    pub async fn diff_text(&self, path: &str) -> Result<String> {
+        let path = self.abs(path)?;
+        let base = self.hub.lock().state.session(self.id)?.touched.get(&path).cloned();
+        let view = self.view()?;
+        let old = match base {
+            Some(Some(node)) => self.read_found(&path, &Found::Node(node), 0, u64::MAX).await.ok(),
+            Some(None) | None => match self.hub.route(&path) {
+                Route::Resource(mount, inner) => mount.resource().read(&inner, 0, u64::MAX).await.ok(),
+                _ => None,
+            },
+        };
+        let new = match view.get(&path) {
+            Some(node) => self.read_found(&path, &Found::Node(node.clone()), 0, u64::MAX).await.ok(),
+            None => old.clone(),
+        };
+        let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
+        match (std::str::from_utf8(&old), std::str::from_utf8(&new)) {
+            (Ok(a), Ok(b)) if !a.contains('\0') && !b.contains('\0') => Ok(similar::TextDiff::from_lines(a, b)
+                .unified_diff()
+                .header(&format!("a{path}"), &format!("b{path}"))
+                .to_string()),
+            _ if old == new => Ok(String::new()),
+            _ => Ok(format!("Binary files a{path} and b{path} differ\n")),
+        }
+    }
+
+    /// Commits this session: a fork into its parent, a root session into the resources.
+    ///
+    /// A fork's commit is atomic and first-winner: if the parent changed any path this
+    /// session changed since the fork (a sibling committed first), it fails with `Conflict`
+    /// naming those paths and keeps every change of this session. With
+    /// `winner_takes_all`, the siblings are aborted in the same step.
+    ///
+    /// A root session's commit writes to the resources with conditional writes against the
+    /// versions it saw; an entry changed behind its back fails the commit with `Conflict`
+    /// before anything is written. What was applied leaves the overlay.
+    ///
+    /// # Errors
+    /// `Conflict`; `NotFound` once aborted; resource errors (the report in the error detail
+    /// says how much was applied; the rest stays in the session, so a retry completes it).
+    ///
+    /// # Cancel safety
+    /// A fork's commit happens in one step after its locks are taken: dropping the future
+    /// before that leaves nothing changed. Dropping a root commit midway leaves the applied
+    /// part applied and the rest in the session.
+    pub async fn commit(&self, options: CommitOptions) -> Result<CommitReport> {
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let parent = self.hub.lock().state.session(self.id)?.parent;
+        match parent {
+            Some(parent) => {
+                let parent_lock = self.hub.session_lock(parent);
+                let _parent_guard = parent_lock.lock().await;
+                self.commit_to_parent(options)
+            }
+            None => self.commit_to_resources().await,
+        }
+    }
+
+    fn commit_to_parent(&self, options: CommitOptions) -> Result<CommitReport> {
+        let mut inner = self.hub.lock();
+        let conflicts = inner.state.commit_conflicts(self.id)?;
+        if !conflicts.is_empty() {
+            let list = conflicts.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ");
+            return Err(Error::conflict(
+                "commit",
+                conflicts,
+                format!("changed in the parent since the fork: {list} (this session keeps its changes)"),
+            ));
+        }
+        let me = inner.state.session(self.id)?;
+        let applied: Vec<VPath> = me.touched.keys().cloned().collect();
+        let parent = me.parent.expect("a fork has a parent");
+        let aborted = if options.winner_takes_all {
+            inner
+                .state
+                .children(parent)
+                .into_iter()
+                .filter(|c| *c != self.id)
+                .flat_map(|c| inner.state.subtree(c))
+                .filter_map(|id| inner.state.sessions.get(&id).map(|s| s.name.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.hub.record_locked(
+            &mut inner,
+            vec![Record::Commit { child: self.id, winner_takes_all: options.winner_takes_all }],
+        )?;
+        self.hub.sync(&mut inner)?;
+        Ok(CommitReport { applied, aborted })
+    }
+
+    async fn commit_to_resources(&self) -> Result<CommitReport> {
+        let (view, touched) = {
+            let inner = self.hub.lock();
+            let s = inner.state.session(self.id)?;
+            (s.view.clone(), s.touched.clone())
+        };
+        let mut steps = Vec::new();
+        let mut conflicts = Vec::new();
+        for (path, _) in touched.iter() {
+            let Some(node) = view.get(path).cloned() else { continue };
+            let (mount, inner) = match self.hub.route(path) {
+                Route::Resource(mount, inner) => (mount, inner),
+                _ if node.file_type().is_none() => continue,
+                _ => return Err(err(ErrorKind::ReadOnly, "commit", path).with_detail("no mount covers this path")),
+            };
+            if mount.is_read_only() {
+                return Err(err(ErrorKind::ReadOnly, "commit", path).with_mount(mount.point().clone()));
+            }
+            let current = match mount.resource().stat(&inner).await {
+                Ok(meta) => Some(meta),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(e.in_mount(mount.point()).with_op("commit")),
+            };
+            let expected = match (&node.origin, &current) {
+                (Origin::Absent, None) => true,
+                (Origin::Present(_, version), Some(meta)) => &meta.version == version,
+                _ => false,
+            };
+            let already = match (&node.kind, &current) {
+                (NodeKind::Whiteout, None) => true,
+                (NodeKind::Dir { .. }, Some(meta)) => meta.is_dir(),
+                _ => false,
+            };
+            if !expected && !already {
+                conflicts.push(path.clone());
+            }
+            if let NodeKind::File(FileData { base: Some(base), .. }) = &node.kind {
+                let source = self.hub.mounts().get(&base.mount).cloned();
+                let source_version = match &source {
+                    Some(m) => m.resource().stat(&base.inner).await.ok().map(|meta| meta.version),
+                    None => None,
+                };
+                if source_version.as_ref() != Some(&base.version) && base.len > 0 {
+                    conflicts.push(path.clone());
+                }
+            }
+            steps.push(Step { path: path.clone(), node, mount, inner, current, content: None });
+        }
+        if !conflicts.is_empty() {
+            conflicts.sort();
+            conflicts.dedup();
+            let list = conflicts.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ");
+            return Err(Error::conflict(
+                "commit",
+                conflicts,
+                format!("changed behind the session's back: {list} (nothing was written)"),
+            ));
+        }
+        // Content read from a path this commit also rewrites or removes is read up front.
+        let targets: std::collections::HashSet<(VPath, VPath)> =
+            steps.iter().map(|s| (s.mount.point().clone(), s.inner.clone())).collect();
+        for step in &mut steps {
+            if let NodeKind::File(file) = &step.node.kind {
+                if file.base.as_ref().is_some_and(|b| targets.contains(&(b.mount.clone(), b.inner.clone()))) {
+                    step.content = Some(self.read_file_data(&step.path, file, 0, u64::MAX).await?);
+                }
+            }
+        }
+        let mut applied: Vec<(VPath, u64, Origin)> = Vec::new();
+        let result = self.apply_steps(&steps, &mut applied).await;
+        let report = CommitReport { applied: applied.iter().map(|(p, _, _)| p.clone()).collect(), aborted: Vec::new() };
+        {
+            let mut inner = self.hub.lock();
+            if !applied.is_empty() {
+                self.hub.record_locked(&mut inner, vec![Record::Flushed { session: self.id, entries: applied }])?;
+            }
+            self.hub.sync(&mut inner)?;
+        }
+        match result {
+            Ok(()) => Ok(report),
+            Err(e) => Err(e.with_detail(format!(
+                "commit stopped after applying {} of {} changes; the rest stays in the session",
+                report.applied.len(),
+                steps.len()
+            ))),
+        }
+    }
+
+    async fn apply_steps(&self, steps: &[Step], applied: &mut Vec<(VPath, u64, Origin)>) -> Result<()> {
+        let mut removed = vec![false; steps.len()];
+        let mut order: Vec<usize> = (0..steps.len()).collect();
+        order.sort_by(|a, b| steps[*b].path.cmp(&steps[*a].path));
+        for &i in &order {
+            let step = &steps[i];
+            if let Some(current) = &step.current {
+                let replace = match step.node.file_type() {
+                    None | Some(FileType::Symlink) => true,
+                    Some(t) => t != current.file_type,
+                };
+                if replace {
+                    let resource = step.mount.resource();
+                    let done = if current.is_dir() {
+                        resource.rmdir(&step.inner).await
+                    } else {
+                        resource.remove(&step.inner).await
+                    };
+                    done.map_err(|e| e.in_mount(step.mount.point()).with_op("commit"))?;
+                    removed[i] = true;
+                }
+            }
+            if step.node.file_type().is_none() {
+                applied.push((step.path.clone(), step.node.stamp, Origin::Absent));
+            }
+        }
+        for i in order.iter().rev().copied() {
+            let step = &steps[i];
+            let resource = step.mount.resource();
+            let exists = step.current.is_some() && !removed[i];
+            let wrap = |e: Error| e.in_mount(step.mount.point()).with_op("commit");
+            match &step.node.kind {
+                NodeKind::Whiteout => continue,
+                NodeKind::Dir { .. } if !exists => {
+                    resource.mkdir(&step.inner, step.node.attr.mode).await.map_err(wrap)?
+                }
+                NodeKind::Dir { .. } => {}
+                NodeKind::Symlink(target) => resource.symlink(target, &step.inner).await.map_err(wrap)?,
+                NodeKind::File(file) => {
+                    let expect = match &step.current {
+                        Some(meta) if exists => Precondition::Version(meta.version.clone()),
+                        _ => Precondition::Absent,
+                    };
+                    let content = match &step.content {
+                        Some(bytes) => once_stream(bytes.clone()),
+                        None => self.content_stream(step.path.clone(), file.clone()),
+                    };
+                    resource.put(&step.inner, content, expect).await.map_err(wrap)?;
+                }
+            }
+        }
+        for &i in &order {
+            let step = &steps[i];
+            if step.node.file_type().is_none() {
+                continue;
+            }
+            let resource = step.mount.resource();
+            let wrap = |e: Error| e.in_mount(step.mount.point()).with_op("commit");
+            if step.node.file_type() != Some(FileType::Symlink) {
+                let caps = resource.capabilities();
+                if caps.modes {
+                    resource.set_mode(&step.inner, step.node.attr.mode).await.map_err(wrap)?;
+                }
+                match resource.set_times(&step.inner, Some(step.node.attr.atime), Some(step.node.attr.mtime)).await {
+                    Err(e) if e.kind() != ErrorKind::Unsupported => return Err(wrap(e)),
+                    _ => {}
+                }
+            }
+            let meta = resource.stat(&step.inner).await.map_err(wrap)?;
+            applied.push((step.path.clone(), step.node.stamp, Origin::Present(meta.file_type, meta.version)));
+        }
+        Ok(())
+    }
+
+    /// The content of an overlay file as a stream of pieces read on demand, so that large
+    /// files are never held whole in memory.
+    fn content_stream(&self, path: VPath, file: FileData) -> ByteStream {
+        let session = self.clone();
+        let size = file.size;
+        futures::stream::unfold(0u64, move |offset| {
+            let (session, path, file) = (session.clone(), path.clone(), file.clone());
+            async move {
+                if offset >= size {
+                    return None;
+                }
+                let piece = session.read_file_data(&path, &file, offset, STREAM_PIECE).await;
+                let next = offset + STREAM_PIECE;
+                Some((piece, next))
+            }
+        })
+        .boxed()
+    }
+}

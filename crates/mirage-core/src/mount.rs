@@ -1,0 +1,179 @@
+//! The mount table: which resource serves which part of the virtual tree.
+//!
+//! Routing picks the longest mount point that is a prefix of a path. Directories above mount
+//! points that no resource covers (`/mnt` when only `/mnt/data` is mounted) appear as synthetic,
+//! read-only directories.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::path::VPath;
+use crate::resource::Resource;
+
+/// How a resource is mounted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Refuse every write under the mount point with `EROFS`.
+    pub read_only: bool,
+}
+
+/// One entry of the mount table.
+#[derive(Clone)]
+pub struct Mount {
+    point: VPath,
+    resource: Arc<dyn Resource>,
+    read_only: bool,
+}
+
+impl Mount {
+    /// Where the resource appears in the virtual tree.
+    pub fn point(&self) -> &VPath {
+        &self.point
+    }
+
+    /// The resource itself.
+    pub fn resource(&self) -> &Arc<dyn Resource> {
+        &self.resource
+    }
+
+    /// True when writes are refused, by the mount options or by the resource.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+impl fmt::Debug for Mount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mount").field("point", &self.point).field("read_only", &self.read_only).finish()
+    }
+}
+
+/// Where a virtual path leads.
+#[derive(Debug)]
+pub enum Route {
+    /// Into a resource, at an inner path.
+    Resource(Mount, VPath),
+    /// A directory that exists only because mount points lie below it.
+    Synthetic,
+    /// Nowhere: no mount covers the path.
+    Nothing,
+}
+
+/// Mount points and their resources.
+#[derive(Clone, Debug, Default)]
+pub struct MountTable {
+    mounts: BTreeMap<VPath, Mount>,
+}
+
+impl MountTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Mounts `resource` at `point`.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when something is already mounted at `point`.
+    pub fn mount(&mut self, point: VPath, resource: Arc<dyn Resource>, options: MountOptions) -> Result<()> {
+        if self.mounts.contains_key(&point) {
+            return Err(Error::new(ErrorKind::AlreadyExists, "mount")
+                .with_path(point)
+                .with_detail("a resource is already mounted there (unmount it first)"));
+        }
+        let read_only = options.read_only || resource.capabilities().read_only;
+        self.mounts.insert(point.clone(), Mount { point, resource, read_only });
+        Ok(())
+    }
+
+    /// Removes the mount at `point` and returns its resource.
+    ///
+    /// # Errors
+    /// `NotFound` when nothing is mounted at `point`.
+    pub fn unmount(&mut self, point: &VPath) -> Result<Arc<dyn Resource>> {
+        self.mounts.remove(point).map(|m| m.resource).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "unmount").with_path(point.clone()).with_detail("not a mount point")
+        })
+    }
+
+    /// Every mount, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = &Mount> {
+        self.mounts.values()
+    }
+
+    /// The mount at exactly `point`.
+    pub fn get(&self, point: &VPath) -> Option<&Mount> {
+        self.mounts.get(point)
+    }
+
+    /// Routes `path` to the mount with the longest matching mount point.
+    pub fn route(&self, path: &VPath) -> Route {
+        let covering = path.ancestors().chain(std::iter::once(path.clone())).filter_map(|p| self.mounts.get(&p)).last();
+        match covering {
+            Some(mount) => {
+                let inner = path.strip_prefix(&mount.point).expect("mount point is a prefix");
+                Route::Resource(mount.clone(), inner)
+            }
+            None if self.has_mounts_below(path) => Route::Synthetic,
+            None => Route::Nothing,
+        }
+    }
+
+    /// Names of the entries that mount points add to directory `dir`: the next component of
+    /// every mount point strictly below it.
+    pub fn children_of(&self, dir: &VPath) -> Vec<String> {
+        let (lo, hi) = dir.descendants_range();
+        let mut names: Vec<String> = self
+            .mounts
+            .range::<str, _>((std::ops::Bound::Included(lo.as_str()), std::ops::Bound::Excluded(hi.as_str())))
+            .filter_map(|(point, _)| point.strip_prefix(dir)?.components().next().map(str::to_owned))
+            .collect();
+        names.dedup();
+        names
+    }
+
+    fn has_mounts_below(&self, path: &VPath) -> bool {
+        !self.children_of(path).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryResource;
+
+    fn p(s: &str) -> VPath {
+        VPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn routes_to_the_longest_prefix_and_synthesises_parents() {
+        let mut table = MountTable::new();
+        table.mount(p("/data"), Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+        table.mount(p("/data/cache"), Arc::new(MemoryResource::new()), MountOptions { read_only: true }).unwrap();
+        table.mount(p("/mnt/a/b"), Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+
+        match table.route(&p("/data/cache/x/y")) {
+            Route::Resource(m, inner) => {
+                assert_eq!(m.point(), &p("/data/cache"));
+                assert_eq!(inner, p("/x/y"));
+                assert!(m.is_read_only());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match table.route(&p("/data/cachet")) {
+            Route::Resource(m, inner) => assert_eq!((m.point(), inner), (&p("/data"), p("/cachet"))),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(table.route(&p("/mnt")), Route::Synthetic));
+        assert!(matches!(table.route(&p("/")), Route::Synthetic));
+        assert!(matches!(table.route(&p("/elsewhere")), Route::Nothing));
+        assert_eq!(table.children_of(&p("/")), vec!["data", "mnt"]);
+        assert_eq!(table.children_of(&p("/data")), vec!["cache"]);
+        assert!(table.mount(p("/data"), Arc::new(MemoryResource::new()), MountOptions::default()).is_err());
+        table.unmount(&p("/data")).unwrap();
+        assert_eq!(table.unmount(&p("/data")).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,419 @@
+//! The operations that change a session: they build [`Record`]s from what the session sees
+//! and hand them to the hub, which journals and applies them in one step.
+//!
+//! Each runs under the session's write lock, so the view it computed from is the view its
+//! records apply to.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::overlay::{Attr, FileData, Node, NodeKind, Origin, View};
+use crate::path::VPath;
+use crate::resource::FileType;
+use crate::session::{Found, Session};
+use crate::state::Record;
+
+fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
+    Error::new(kind, op).with_path(path.clone())
+}
+
+fn fresh_attr(mode: u32) -> Attr {
+    let now = SystemTime::now();
+    Attr { mode: mode & 0o7777, mtime: now, atime: now }
+}
+
+impl Session {
+    fn set(&self, path: &VPath, node: Arc<Node>) -> Record {
+        Record::Set { session: self.id, path: path.clone(), node }
+    }
+
+    /// Resolves the directory that will hold `path` and returns the entry's real path and
+    /// what is there now (following a final link only when `follow`). Creating there must be
+    /// allowed; callers that replace an existing entry check writability themselves.
+    async fn target(&self, view: &View, path: &VPath, follow: bool, op: &'static str) -> Result<(VPath, Found)> {
+        let (path, found) = self.resolve(view, path, follow, op).await?;
+        if !found.exists() {
+            let parent = path.parent().ok_or_else(|| err(ErrorKind::AlreadyExists, op, &path))?;
+            let (_, parent_found) = self.resolve(view, &parent, true, op).await?;
+            match parent_found.file_type() {
+                Some(FileType::Dir) => {}
+                Some(_) => return Err(err(ErrorKind::NotADirectory, op, &path)),
+                None => return Err(err(ErrorKind::NotFound, op, &path).with_detail("parent directory does not exist")),
+            }
+        }
+        if !found.exists() {
+            self.check_writable(op, &path)?;
+        }
+        Ok((path, found))
+    }
+
+    /// Creates or replaces the file at `path` with `data` (following a final symlink).
+    ///
+    /// # Errors
+    /// `IsADirectory`, `NotFound` for a missing parent, `ReadOnly`.
+    pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<()> {
+        let path = self.abs(path)?;
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.target(&view, &path, true, "write").await?;
+        self.check_writable("write", &path)?;
+        let mode = match found.file_type() {
+            Some(FileType::Dir) => return Err(err(ErrorKind::IsADirectory, "write", &path)),
+            Some(_) => self.copy_up(&path, &found).await?.attr.mode,
+            None => 0o644,
+        };
+        let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data.into())));
+        self.hub.record(vec![self.set(&path, node)])
+    }
+
+    /// Creates an empty file; fails if anything exists at `path` (O_CREAT | O_EXCL).
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `NotFound` for a missing parent, `ReadOnly`.
+    pub async fn create(&self, path: &str, mode: u32) -> Result<()> {
+        let path = self.abs(path)?;
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.target(&view, &path, false, "create").await?;
+        if found.exists() {
+            return Err(err(ErrorKind::AlreadyExists, "create", &path));
+        }
+        let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::empty()));
+        self.hub.record(vec![self.set(&path, node)])
+    }
+
+    /// Writes `data` at `offset` into the existing file at `path`, extending it as needed.
+    /// Only the 64 KiB chunks the write touches are copied into the overlay.
+    ///
+    /// # Errors
+    /// `NotFound`, `IsADirectory`, `ReadOnly`, or the resource's error reading a partly
+    /// overwritten chunk.
+    pub async fn write(&self, path: &str, offset: u64, data: impl Into<Bytes>) -> Result<()> {
+        let data = data.into();
+        self.change_file(path, "write", move |_| Some(offset), data).await
+    }
+
+    /// Appends `data` to the file at `path`, creating it if needed.
+    ///
+    /// # Errors
+    /// As [`Session::write`].
+    pub async fn append(&self, path: &str, data: impl Into<Bytes>) -> Result<()> {
+        let data = data.into();
+        match self.change_file(path, "append", Some, data.clone()).await {
+            Err(e) if e.kind() == ErrorKind::NotFound && !self.exists(path).await? => self.write_file(path, data).await,
+            other => other,
+        }
+    }
+
+    /// Sets the length of the file at `path`; what grows reads as zeros.
+    ///
+    /// # Errors
+    /// As [`Session::write`].
+    pub async fn truncate(&self, path: &str, len: u64) -> Result<()> {
+        self.change_file(path, "truncate", move |_| None, Bytes::from(len.to_le_bytes().to_vec())).await
+    }
+
+    /// Writes at the offset `at(size)` returns, or truncates to the length encoded in
+    /// `data` when it returns `None`.
+    async fn change_file(
+        &self,
+        path: &str,
+        op: &'static str,
+        at: impl FnOnce(u64) -> Option<u64>,
+        data: Bytes,
+    ) -> Result<()> {
+        let path = self.abs(path)?;
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.resolve(&view, &path, true, op).await?;
+        match found.file_type() {
+            Some(FileType::File) => {}
+            Some(FileType::Dir) => return Err(err(ErrorKind::IsADirectory, op, &path)),
+            Some(FileType::Symlink) => return Err(err(ErrorKind::InvalidInput, op, &path)),
+            None => return Err(err(ErrorKind::NotFound, op, &path)),
+        }
+        self.check_writable(op, &path)?;
+        let in_overlay = matches!(found, Found::Node(_));
+        let mut node = self.copy_up(&path, &found).await?;
+        let NodeKind::File(file) = &mut node.kind else { unreachable!("checked to be a file") };
+        let (size, chunks) = match at(file.size) {
+            Some(offset) => {
+                let mut fills = Vec::new();
+                for idx in file.chunks_to_fill(offset, data.len() as u64) {
+                    let start = idx * crate::overlay::CHUNK;
+                    fills.push((idx, self.read_file_data(&path, file, start, crate::overlay::CHUNK).await?));
+                }
+                let changed = file.write(offset, &data, &fills);
+                (file.size, changed.into_iter().map(|i| (i, file.chunks[&i].clone())).collect())
+            }
+            None => {
+                let len = u64::from_le_bytes(data.as_ref().try_into().expect("8 bytes"));
+                file.truncate(len);
+                (len, Vec::new())
+            }
+        };
+        let attr = Attr { mtime: SystemTime::now(), ..node.attr };
+        let stamp = self.hub.next_stamp();
+        let record = if in_overlay {
+            Record::Patch { session: self.id, path, stamp, attr, size, chunks }
+        } else {
+            self.set(&path, Arc::new(Node { stamp, attr, ..node }))
+        };
+        self.hub.record(vec![record])
+    }
+
+    /// Creates a directory whose parent exists.
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `NotFound` for a missing parent, `ReadOnly`.
+    pub async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
+        let path = self.abs(path)?;
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.target(&view, &path, false, "mkdir").await?;
+        if found.exists() {
+            return Err(err(ErrorKind::AlreadyExists, "mkdir", &path));
+        }
+        let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::Dir { opaque: true });
+        self.hub.record(vec![self.set(&path, node)])
+    }
+
+    /// Creates a directory and any missing parents; succeeds if it already exists.
+    ///
+    /// # Errors
+    /// `NotADirectory` when a component is a file, `ReadOnly`.
+    pub async fn mkdir_all(&self, path: &str) -> Result<()> {
+        let path = self.abs(path)?;
+        let mut dirs: Vec<VPath> = path.ancestors().collect();
+        dirs.reverse();
+        for dir in dirs.into_iter().skip(1).chain(std::iter::once(path.clone())) {
+            match self.mkdir(dir.as_str(), 0o755).await {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    if !self.stat(dir.as_str()).await?.is_dir() {
+                        return Err(err(ErrorKind::NotADirectory, "mkdir", &dir));
+                    }
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a symbolic link at `path` whose target is `target` (stored verbatim; resolved
+    /// in the virtual tree when followed).
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `NotFound` for a missing parent, `ReadOnly`, `Unsupported` when the
+    /// resource cannot hold links.
+    pub async fn symlink(&self, target: &str, path: &str) -> Result<()> {
+        let path = self.abs(path)?;
+        if target.is_empty() || target.contains('\0') {
+            return Err(err(ErrorKind::InvalidInput, "symlink", &path).with_detail("empty target or NUL byte"));
+        }
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.target(&view, &path, false, "symlink").await?;
+        if found.exists() {
+            return Err(err(ErrorKind::AlreadyExists, "symlink", &path));
+        }
+        let node = self.new_node(found.origin(), fresh_attr(0o777), NodeKind::Symlink(target.to_owned()));
+        self.hub.record(vec![self.set(&path, node)])
+    }
+
+    /// Removes a file or symbolic link.
+    ///
+    /// # Errors
+    /// `NotFound`, `IsADirectory`, `ReadOnly`.
+    pub async fn remove(&self, path: &str) -> Result<()> {
+        self.remove_entry(path, false).await
+    }
+
+    /// Removes an empty directory.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotADirectory`, `DirectoryNotEmpty`, `ReadOnly`, `PermissionDenied` for a
+    /// mount point.
+    pub async fn rmdir(&self, path: &str) -> Result<()> {
+        self.remove_entry(path, true).await
+    }
+
+    async fn remove_entry(&self, path: &str, dir: bool) -> Result<()> {
+        let op = if dir { "rmdir" } else { "unlink" };
+        let path = self.abs(path)?;
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.resolve(&view, &path, false, op).await?;
+        match (found.file_type(), dir) {
+            (None, _) => return Err(err(ErrorKind::NotFound, op, &path)),
+            (Some(FileType::Dir), false) => return Err(err(ErrorKind::IsADirectory, op, &path)),
+            (Some(FileType::File | FileType::Symlink), true) => return Err(err(ErrorKind::NotADirectory, op, &path)),
+            _ => {}
+        }
+        if dir {
+            if path.is_root() || self.hub.mounts().get(&path).is_some() || matches!(found, Found::Synthetic) {
+                return Err(err(ErrorKind::PermissionDenied, op, &path).with_detail("a mount point cannot be removed"));
+            }
+            if !self.list_found(&view, &path, &found).await?.is_empty() {
+                return Err(err(ErrorKind::DirectoryNotEmpty, op, &path));
+            }
+        }
+        self.check_writable(op, &path)?;
+        let node = self.new_node(found.origin(), fresh_attr(0), NodeKind::Whiteout);
+        self.hub.record(vec![self.set(&path, node)])
+    }
+
+    /// Removes `path` and everything below it (`rm -r`); with `force`, a missing path is
+    /// not an error.
+    ///
+    /// # Errors
+    /// `NotFound` (without `force`), `ReadOnly`.
+    pub async fn remove_all(&self, path: &str, force: bool) -> Result<()> {
+        let abs = self.abs(path)?;
+        let meta = match self.lstat(abs.as_str()).await {
+            Ok(meta) => meta,
+            Err(e) if force && e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
+            for entry in self.read_dir(abs.as_str()).await? {
+                Box::pin(self.remove_all(abs.child(&entry.name)?.as_str(), force)).await?;
+            }
+            self.rmdir(abs.as_str()).await
+        } else {
+            self.remove(abs.as_str()).await
+        }
+    }
+
+    /// Renames `from` to `to`, replacing a file (or an empty directory, when moving one) at
+    /// `to`. Directories move with everything below them; content is never copied.
+    ///
+    /// # Errors
+    /// `NotFound`, `IsADirectory`/`NotADirectory` for mismatched kinds, `DirectoryNotEmpty`,
+    /// `InvalidInput` for a move into itself, `ReadOnly`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (self.abs(from)?, self.abs(to)?);
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (from, found) = self.resolve(&view, &from, false, "rename").await?;
+        let Some(kind) = found.file_type() else { return Err(err(ErrorKind::NotFound, "rename", &from)) };
+        let (to, existing) = self.target(&view, &to, false, "rename").await?;
+        self.check_writable("rename", &from)?;
+        self.check_writable("rename", &to)?;
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&from) {
+            return Err(
+                err(ErrorKind::InvalidInput, "rename", &to).with_detail(format!("'{from}' cannot move into itself"))
+            );
+        }
+        if from.is_root() || self.hub.mounts().get(&from).is_some() || matches!(found, Found::Synthetic) {
+            return Err(err(ErrorKind::PermissionDenied, "rename", &from).with_detail("a mount point cannot be moved"));
+        }
+        match (kind, existing.file_type()) {
+            (FileType::Dir, Some(FileType::Dir)) if !self.list_found(&view, &to, &existing).await?.is_empty() => {
+                return Err(err(ErrorKind::DirectoryNotEmpty, "rename", &to));
+            }
+            (FileType::Dir, Some(_)) => return Err(err(ErrorKind::NotADirectory, "rename", &to)),
+            (_, Some(FileType::Dir)) => return Err(err(ErrorKind::IsADirectory, "rename", &to)),
+            _ => {}
+        }
+        let mut records = Vec::new();
+        let mut pending = vec![(from.clone(), found)];
+        while let Some((source, found)) = pending.pop() {
+            let dest = source.strip_prefix(&from).expect("below from").rebase(&to);
+            let dest_origin = match view.get(&dest) {
+                Some(node) => node.origin.clone(),
+                None if dest == to => existing.origin(),
+                None => Origin::Absent,
+            };
+            let mut node = self.copy_up(&source, &found).await?;
+            if let NodeKind::Dir { opaque } = &mut node.kind {
+                *opaque = true;
+                let entries = self.list_found(&view, &source, &found).await?;
+                for entry in entries {
+                    let child = source.child(&entry.name)?;
+                    let child_found = self.lookup(&view, &child).await?;
+                    pending.push((child, child_found));
+                }
+            }
+            records.push(self.set(&dest, Arc::new(Node { stamp: self.hub.next_stamp(), origin: dest_origin, ..node })));
+            let whiteout = self.new_node(found.origin(), fresh_attr(0), NodeKind::Whiteout);
+            records.push(self.set(&source, whiteout));
+        }
+        records.sort_by_key(|r| matches!(r, Record::Set { node, .. } if node.file_type().is_none()));
+        self.hub.record(records)
+    }
+
+    /// Copies the file at `from` to `to` (content is shared, not duplicated).
+    ///
+    /// # Errors
+    /// `NotFound`, `IsADirectory`, `ReadOnly`.
+    pub async fn copy_file(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (self.abs(from)?, self.abs(to)?);
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (from, found) = self.resolve(&view, &from, true, "copyfile").await?;
+        match found.file_type() {
+            Some(FileType::File) => {}
+            Some(_) => return Err(err(ErrorKind::IsADirectory, "copyfile", &from)),
+            None => return Err(err(ErrorKind::NotFound, "copyfile", &from)),
+        }
+        let (to, existing) = self.target(&view, &to, true, "copyfile").await?;
+        self.check_writable("copyfile", &to)?;
+        if existing.file_type() == Some(FileType::Dir) {
+            return Err(err(ErrorKind::IsADirectory, "copyfile", &to));
+        }
+        let node = self.copy_up(&from, &found).await?;
+        let node =
+            Node { stamp: self.hub.next_stamp(), origin: existing.origin(), attr: fresh_attr(node.attr.mode), ..node };
+        self.hub.record(vec![self.set(&to, Arc::new(node))])
+    }
+
+    /// Sets the permission bits of `path` (following symbolic links).
+    ///
+    /// # Errors
+    /// `NotFound`, `ReadOnly`.
+    pub async fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
+        self.change_attr(path, "chmod", |attr| attr.mode = mode & 0o7777).await
+    }
+
+    /// Sets access and modification times (`None` leaves one unchanged).
+    ///
+    /// # Errors
+    /// `NotFound`, `ReadOnly`.
+    pub async fn set_times(&self, path: &str, atime: Option<SystemTime>, mtime: Option<SystemTime>) -> Result<()> {
+        self.change_attr(path, "utimes", |attr| {
+            attr.atime = atime.unwrap_or(attr.atime);
+            attr.mtime = mtime.unwrap_or(attr.mtime);
+        })
+        .await
+    }
+
+    async fn change_attr(&self, path: &str, op: &'static str, change: impl FnOnce(&mut Attr)) -> Result<()> {
+        let path = self.abs(path)?;
+        let lock = self.hub.session_lock(self.id);
+        let _guard = lock.lock().await;
+        let view = self.view()?;
+        let (path, found) = self.resolve(&view, &path, true, op).await?;
+        if !found.exists() {
+            return Err(err(ErrorKind::NotFound, op, &path));
+        }
+        self.check_writable(op, &path)?;
+        let mut node = self.copy_up(&path, &found).await?;
+        change(&mut node.attr);
+        node.stamp = self.hub.next_stamp();
+        self.hub.record(vec![self.set(&path, Arc::new(node))])
+    }
+}

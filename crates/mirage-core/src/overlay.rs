@@ -1,0 +1,369 @@
+//! The copy-on-write overlay: what a session holds for the paths it changed.
+//!
+//! A session's view is a persistent ordered map (`imbl::OrdMap`) from virtual path to
+//! [`Node`]; cloning it is O(1) and clones share structure, which is what makes `fork` O(1).
+//! Paths absent from the map fall through to the mounted resources.
+//!
+//! File content is kept as 64 KiB chunks over an optional *base*: the resource's content as it
+//! was when the session first changed the file. A write replaces only the chunks it touches,
+//! so a small write into a large file copies at most two chunks of it, and nothing at all is
+//! copied by reads or opens.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use imbl::OrdMap;
+use serde::{Deserialize, Serialize};
+
+use crate::path::VPath;
+use crate::resource::{FileType, Version};
+
+/// Size of one content chunk.
+pub(crate) const CHUNK: u64 = 64 * 1024;
+
+/// A session's changes: path to node, structurally shared between forks.
+pub(crate) type View = OrdMap<VPath, Arc<Node>>;
+
+/// What the resource held at a path when a session first shadowed it; the root commit
+/// writes conditionally against it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Origin {
+    /// Nothing was there (or the path was not under a mount).
+    Absent,
+    /// An entry with this kind and version.
+    Present(FileType, Version),
+}
+
+/// Permission bits and times of an overlay entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Attr {
+    pub(crate) mode: u32,
+    pub(crate) mtime: SystemTime,
+    pub(crate) atime: SystemTime,
+}
+
+/// Resource content a file's unwritten regions read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BaseRef {
+    /// Mount point of the resource.
+    pub(crate) mount: VPath,
+    /// Path inside the resource.
+    pub(crate) inner: VPath,
+    /// Version of the content when it was captured.
+    pub(crate) version: Version,
+    /// How many bytes of it are still visible (truncation shortens this).
+    pub(crate) len: u64,
+}
+
+/// The content of an overlay file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileData {
+    pub(crate) size: u64,
+    pub(crate) base: Option<BaseRef>,
+    /// Chunk index to bytes; a chunk shorter than [`CHUNK`] reads as zeros after its end.
+    pub(crate) chunks: OrdMap<u64, Bytes>,
+}
+
+/// The kind of an overlay entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum NodeKind {
+    File(FileData),
+    /// A directory; `opaque` hides whatever the resource has below it.
+    Dir {
+        opaque: bool,
+    },
+    Symlink(String),
+    /// The path was removed in this session.
+    Whiteout,
+}
+
+/// One overlay entry. Immutable: every change makes a new node with a new `stamp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Node {
+    /// Unique per change, in the whole process (and store); commits compare them.
+    pub(crate) stamp: u64,
+    pub(crate) origin: Origin,
+    pub(crate) attr: Attr,
+    pub(crate) kind: NodeKind,
+}
+
+impl Node {
+    /// The entry's type, or `None` for a whiteout.
+    pub(crate) fn file_type(&self) -> Option<FileType> {
+        match self.kind {
+            NodeKind::File(_) => Some(FileType::File),
+            NodeKind::Dir { .. } => Some(FileType::Dir),
+            NodeKind::Symlink(_) => Some(FileType::Symlink),
+            NodeKind::Whiteout => None,
+        }
+    }
+
+    /// Size as `stat` reports it.
+    pub(crate) fn size(&self) -> u64 {
+        match &self.kind {
+            NodeKind::File(data) => data.size,
+            NodeKind::Symlink(target) => target.len() as u64,
+            NodeKind::Dir { .. } | NodeKind::Whiteout => 0,
+        }
+    }
+}
+
+/// Every entry of `map` strictly below `path`, in path order.
+pub(crate) fn descendants<'a, V: Clone>(
+    map: &'a OrdMap<VPath, V>,
+    path: &VPath,
+) -> impl Iterator<Item = (&'a VPath, &'a V)> + 'a {
+    let (lo, hi) = path.descendants_range();
+    map.range::<_, str>((std::ops::Bound::Included(lo.as_str()), std::ops::Bound::Excluded(hi.as_str())))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// One piece of a planned read.
+#[derive(Debug)]
+pub(crate) enum Segment {
+    /// Bytes the overlay holds.
+    Data(Bytes),
+    /// A range `[start, end)` of the base content.
+    Base(u64, u64),
+    /// Zeros.
+    Zero(u64),
+}
+
+impl FileData {
+    /// An empty file.
+    pub(crate) fn empty() -> Self {
+        FileData { size: 0, base: None, chunks: OrdMap::new() }
+    }
+
+    /// A file whose content is all in memory.
+    pub(crate) fn from_bytes(data: Bytes) -> Self {
+        let mut file = FileData { size: data.len() as u64, base: None, chunks: OrdMap::new() };
+        let mut idx = 0;
+        while idx * CHUNK < file.size {
+            let start = (idx * CHUNK) as usize;
+            let end = ((idx + 1) * CHUNK).min(file.size) as usize;
+            file.chunks.insert(idx, data.slice(start..end));
+            idx += 1;
+        }
+        file
+    }
+
+    /// A file that reads entirely from the resource's content.
+    pub(crate) fn from_base(base: BaseRef) -> Self {
+        FileData { size: base.len, base: Some(base), chunks: OrdMap::new() }
+    }
+
+    fn base_len(&self) -> u64 {
+        self.base.as_ref().map_or(0, |b| b.len)
+    }
+
+    /// Splits the read of `[offset, offset + len)` (clipped to the file) into segments,
+    /// merging neighbouring pieces of the same kind.
+    pub(crate) fn plan_read(&self, offset: u64, len: u64) -> Vec<Segment> {
+        let end = offset.saturating_add(len).min(self.size);
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut push = |seg: Segment| match (segments.last_mut(), seg) {
+            (Some(Segment::Base(_, prev_end)), Segment::Base(start, end)) if *prev_end == start => *prev_end = end,
+            (Some(Segment::Zero(n)), Segment::Zero(m)) => *n += m,
+            (_, seg) => segments.push(seg),
+        };
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / CHUNK;
+            let chunk_start = idx * CHUNK;
+            let stop = ((idx + 1) * CHUNK).min(end);
+            match self.chunks.get(&idx) {
+                Some(chunk) => {
+                    let from = (pos - chunk_start) as usize;
+                    let to = ((stop - chunk_start) as usize).min(chunk.len());
+                    if from < to {
+                        push(Segment::Data(chunk.slice(from..to)));
+                    }
+                    let covered = chunk_start + to.max(from) as u64;
+                    if covered < stop {
+                        push(Segment::Zero(stop - covered));
+                    }
+                }
+                None => {
+                    let base_stop = stop.min(self.base_len());
+                    if pos < base_stop {
+                        push(Segment::Base(pos, base_stop));
+                    }
+                    let zero_from = pos.max(base_stop);
+                    if zero_from < stop {
+                        push(Segment::Zero(stop - zero_from));
+                    }
+                }
+            }
+            pos = stop;
+        }
+        segments
+    }
+
+    /// Indices of chunks that a write of `len` bytes at `offset` covers only partly and that
+    /// the overlay does not hold yet: their current content must be read first.
+    pub(crate) fn chunks_to_fill(&self, offset: u64, len: u64) -> Vec<u64> {
+        if len == 0 {
+            return Vec::new();
+        }
+        let end = offset + len;
+        let (first, last) = (offset / CHUNK, (end - 1) / CHUNK);
+        let partial = |idx: u64| {
+            let (start, stop) = (idx * CHUNK, (idx + 1) * CHUNK);
+            offset > start || end < stop
+        };
+        let mut candidates = vec![first];
+        if last != first {
+            candidates.push(last);
+        }
+        candidates
+            .into_iter()
+            .filter(|&idx| partial(idx) && !self.chunks.contains_key(&idx) && idx * CHUNK < self.base_len())
+            .collect()
+    }
+
+    /// Writes `data` at `offset`. `fills` holds the current content of the chunks that
+    /// [`FileData::chunks_to_fill`] named.
+    pub(crate) fn write(&mut self, offset: u64, data: &Bytes, fills: &[(u64, Bytes)]) -> Vec<u64> {
+        let end = offset + data.len() as u64;
+        let mut changed = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / CHUNK;
+            let chunk_start = idx * CHUNK;
+            let stop = ((idx + 1) * CHUNK).min(end);
+            let piece = data.slice((pos - offset) as usize..(stop - offset) as usize);
+            let chunk = if pos == chunk_start && stop == chunk_start + CHUNK {
+                piece
+            } else {
+                let existing = self
+                    .chunks
+                    .get(&idx)
+                    .cloned()
+                    .or_else(|| fills.iter().find(|(i, _)| *i == idx).map(|(_, b)| b.clone()))
+                    .unwrap_or_default();
+                let mut buf = BytesMut::from(existing.as_ref());
+                let need = (stop - chunk_start) as usize;
+                if buf.len() < need {
+                    buf.resize(need, 0);
+                }
+                buf[(pos - chunk_start) as usize..need].copy_from_slice(&piece);
+                buf.freeze()
+            };
+            self.chunks.insert(idx, chunk);
+            changed.push(idx);
+            pos = stop;
+        }
+        self.size = self.size.max(end);
+        changed
+    }
+
+    /// Sets the length: drops what lies beyond it, and what grows reads as zeros.
+    pub(crate) fn truncate(&mut self, len: u64) {
+        if let Some(base) = &mut self.base {
+            base.len = base.len.min(len);
+        }
+        if len < self.size {
+            let keep_to = len.div_ceil(CHUNK);
+            let beyond: Vec<u64> = self.chunks.range(keep_to..).map(|(i, _)| *i).collect();
+            for idx in beyond {
+                self.chunks.remove(&idx);
+            }
+            let last = len / CHUNK;
+            let cut = (len - last * CHUNK) as usize;
+            if let Some(chunk) = self.chunks.get(&last).cloned() {
+                if cut < chunk.len() {
+                    self.chunks.insert(last, chunk.slice(..cut));
+                }
+            }
+        }
+        self.size = len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(len: u64) -> BaseRef {
+        BaseRef { mount: VPath::root(), inner: VPath::parse("/f").unwrap(), version: Version("v".into()), len }
+    }
+
+    /// Materialises a read with a base whose byte at position `i` is `i % 251`.
+    fn read(file: &FileData, offset: u64, len: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for seg in file.plan_read(offset, len) {
+            match seg {
+                Segment::Data(b) => out.extend_from_slice(&b),
+                Segment::Base(s, e) => out.extend((s..e).map(|i| (i % 251) as u8)),
+                Segment::Zero(n) => out.extend(std::iter::repeat_n(0, n as usize)),
+            }
+        }
+        out
+    }
+
+    fn fills(file: &FileData, offset: u64, len: u64) -> Vec<(u64, Bytes)> {
+        file.chunks_to_fill(offset, len)
+            .into_iter()
+            .map(|idx| {
+                let stop = ((idx + 1) * CHUNK).min(file.size);
+                (idx, Bytes::from(read(file, idx * CHUNK, stop - idx * CHUNK)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_write_into_large_file_touches_one_chunk() {
+        let size = 10 * CHUNK + 7;
+        let mut file = FileData::from_base(base(size));
+        let f = fills(&file, 3 * CHUNK + 5, 10);
+        assert_eq!(f.len(), 1, "one partial chunk to fill");
+        file.write(3 * CHUNK + 5, &Bytes::from_static(b"0123456789"), &f);
+        assert_eq!(file.chunks.len(), 1);
+        let mut expect: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        expect[(3 * CHUNK + 5) as usize..(3 * CHUNK + 15) as usize].copy_from_slice(b"0123456789");
+        assert_eq!(read(&file, 0, size), expect);
+    }
+
+    #[test]
+    fn truncate_then_grow_reads_zeros() {
+        let mut file = FileData::from_base(base(3 * CHUNK));
+        file.truncate(CHUNK + 10);
+        file.truncate(2 * CHUNK);
+        let got = read(&file, 0, 2 * CHUNK);
+        assert_eq!(got.len() as u64, 2 * CHUNK);
+        assert!(got[(CHUNK + 10) as usize..].iter().all(|&b| b == 0));
+        assert_eq!(got[5], 5);
+        let f = fills(&file, CHUNK + 5, 2);
+        file.write(CHUNK + 5, &Bytes::from_static(b"ab"), &f);
+        file.truncate(CHUNK + 6);
+        file.truncate(CHUNK + 20);
+        let got = read(&file, CHUNK, 20);
+        assert_eq!(
+            &got[..7],
+            &[
+                (CHUNK % 251) as u8,
+                ((CHUNK + 1) % 251) as u8,
+                ((CHUNK + 2) % 251) as u8,
+                ((CHUNK + 3) % 251) as u8,
+                ((CHUNK + 4) % 251) as u8,
+                b'a',
+                0
+            ]
+        );
+        assert!(got[7..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn write_past_end_zero_fills_the_gap() {
+        let mut file = FileData::from_bytes(Bytes::from_static(b"hello"));
+        file.write(CHUNK * 2, &Bytes::from_static(b"x"), &[]);
+        let got = read(&file, 0, file.size);
+        assert_eq!(got.len() as u64, CHUNK * 2 + 1);
+        assert_eq!(&got[..5], b"hello");
+        assert!(got[5..(CHUNK * 2) as usize].iter().all(|&b| b == 0));
+        assert_eq!(got[(CHUNK * 2) as usize], b'x');
+    }
+}

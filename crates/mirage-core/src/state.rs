@@ -1,0 +1,285 @@
+//! The state of every session, changed only by applying [`Record`]s.
+//!
+//! The live system and a store being reopened run the same [`State::apply`], so what is
+//! replayed from the journal is exactly what happened. Records are self-contained: the
+//! content a write adds travels inside its record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::overlay::{Attr, Node, NodeKind, Origin, View, descendants};
+use crate::path::VPath;
+
+/// Identifies a session within one [`crate::Mirage`] (and its store).
+pub(crate) type SessionId = u64;
+
+/// What a session changed relative to where it started: path to the node it replaced
+/// (`None` when the path fell through to the resources).
+pub(crate) type Touched = OrdMap<VPath, Option<Arc<Node>>>;
+
+/// One session's state.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionState {
+    pub(crate) parent: Option<SessionId>,
+    pub(crate) name: String,
+    pub(crate) view: View,
+    pub(crate) touched: Touched,
+    pub(crate) cwd: VPath,
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+/// A change to the state of the sessions; also the unit of the store's journal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Record {
+    /// A new root session (`parent: None`) or a fork of `parent`.
+    Open { id: SessionId, parent: Option<SessionId>, name: String },
+    /// Replaces the overlay entry at `path`.
+    Set { session: SessionId, path: VPath, node: Arc<Node> },
+    /// Changes the content of the overlay file at `path`: truncate (or extend) to `size`,
+    /// then replace the listed chunks.
+    Patch { session: SessionId, path: VPath, stamp: u64, attr: Attr, size: u64, chunks: Vec<(u64, Bytes)> },
+    /// Moves a child's changes into its parent (checked for conflicts beforehand).
+    Commit { child: SessionId, winner_takes_all: bool },
+    /// A root session's entries were written to the resources: drop them from the overlay.
+    Flushed { session: SessionId, entries: Vec<(VPath, u64, Origin)> },
+    /// Discards a session and its descendants.
+    Abort { session: SessionId },
+    /// Sets the working directory and environment.
+    Env { session: SessionId, cwd: VPath, env: BTreeMap<String, String> },
+}
+
+/// Every session, plus what the resources were left holding after root commits.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) sessions: BTreeMap<SessionId, SessionState>,
+    /// Stamp of a node written to the resources, and the resource's entry afterwards.
+    pub(crate) flushed: HashMap<u64, Origin>,
+    pub(crate) next_session: SessionId,
+    pub(crate) next_stamp: u64,
+}
+
+impl SessionState {
+    /// Records the node at `path` as the session's starting point, the first time only.
+    fn touch(&mut self, path: &VPath) {
+        if !self.touched.contains_key(path) {
+            self.touched.insert(path.clone(), self.view.get(path).cloned());
+        }
+    }
+}
+
+fn gone(session: SessionId) -> Error {
+    Error::new(ErrorKind::NotFound, "session").with_detail(format!("session #{session} was aborted or never existed"))
+}
+
+impl State {
+    /// The session `id`.
+    ///
+    /// # Errors
+    /// `NotFound` once it has been aborted.
+    pub(crate) fn session(&self, id: SessionId) -> Result<&SessionState> {
+        self.sessions.get(&id).ok_or_else(|| gone(id))
+    }
+
+    fn session_mut(&mut self, id: SessionId) -> Result<&mut SessionState> {
+        self.sessions.get_mut(&id).ok_or_else(|| gone(id))
+    }
+
+    /// Children of `id`.
+    pub(crate) fn children(&self, id: SessionId) -> Vec<SessionId> {
+        self.sessions.iter().filter(|(_, s)| s.parent == Some(id)).map(|(c, _)| *c).collect()
+    }
+
+    /// `id` and all its descendants.
+    pub(crate) fn subtree(&self, id: SessionId) -> Vec<SessionId> {
+        let mut out = vec![id];
+        let mut i = 0;
+        while i < out.len() {
+            out.extend(self.children(out[i]));
+            i += 1;
+        }
+        out
+    }
+
+    /// Applies one record.
+    ///
+    /// # Errors
+    /// `NotFound` for a session that does not exist; `InvalidInput` for a patch of a path
+    /// that holds no file (neither happens for records this module produced).
+    pub(crate) fn apply(&mut self, record: &Record) -> Result<()> {
+        match record {
+            Record::Open { id, parent, name } => {
+                let fresh = || SessionState {
+                    parent: None,
+                    name: name.clone(),
+                    view: View::new(),
+                    touched: Touched::new(),
+                    cwd: VPath::root(),
+                    env: BTreeMap::new(),
+                };
+                let state = match parent {
+                    None => fresh(),
+                    Some(p) => {
+                        let p_state = self.session(*p)?;
+                        SessionState {
+                            parent: Some(*p),
+                            name: name.clone(),
+                            view: p_state.view.clone(),
+                            touched: Touched::new(),
+                            cwd: p_state.cwd.clone(),
+                            env: p_state.env.clone(),
+                        }
+                    }
+                };
+                self.sessions.insert(*id, state);
+                self.next_session = self.next_session.max(id + 1);
+            }
+            Record::Set { session, path, node } => {
+                self.next_stamp = self.next_stamp.max(node.stamp + 1);
+                let s = self.session_mut(*session)?;
+                s.touch(path);
+                s.view.insert(path.clone(), node.clone());
+            }
+            Record::Patch { session, path, stamp, attr, size, chunks } => {
+                self.next_stamp = self.next_stamp.max(stamp + 1);
+                let s = self.session_mut(*session)?;
+                let mut node = s.view.get(path).map(|n| Node::clone(n)).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidInput, "replay")
+                        .with_path(path.clone())
+                        .with_detail("patch of no file")
+                })?;
+                let NodeKind::File(file) = &mut node.kind else {
+                    return Err(Error::new(ErrorKind::InvalidInput, "replay").with_path(path.clone()));
+                };
+                file.truncate(*size);
+                for (idx, data) in chunks {
+                    file.chunks.insert(*idx, data.clone());
+                }
+                node.stamp = *stamp;
+                node.attr = *attr;
+                s.touch(path);
+                s.view.insert(path.clone(), Arc::new(node));
+            }
+            Record::Commit { child, winner_takes_all } => self.apply_commit(*child, *winner_takes_all)?,
+            Record::Flushed { session, entries } => {
+                for (_, stamp, origin) in entries {
+                    self.flushed.insert(*stamp, origin.clone());
+                }
+                let s = self.session_mut(*session)?;
+                for (path, stamp, _) in entries {
+                    if s.view.get(path).is_some_and(|n| n.stamp == *stamp) {
+                        s.view.remove(path);
+                        s.touched.remove(path);
+                    }
+                }
+            }
+            Record::Abort { session } => {
+                for id in self.subtree(*session) {
+                    self.sessions.remove(&id);
+                }
+            }
+            Record::Env { session, cwd, env } => {
+                let s = self.session_mut(*session)?;
+                s.cwd = cwd.clone();
+                s.env = env.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// The stamp a child started from at `path`.
+    fn base_stamp(child: &SessionState, path: &VPath) -> Option<u64> {
+        match child.touched.get(path) {
+            Some(base) => base.as_ref().map(|n| n.stamp),
+            None => child.view.get(path).map(|n| n.stamp),
+        }
+    }
+
+    /// True when the parent still holds at `path` what the child started from (or wrote
+    /// exactly that to the resources since).
+    fn unchanged(&self, parent: &SessionState, child: &SessionState, path: &VPath) -> bool {
+        let now = parent.view.get(path).map(|n| n.stamp);
+        let base = Self::base_stamp(child, path);
+        now == base || (now.is_none() && base.is_some_and(|s| self.flushed.contains_key(&s)))
+    }
+
+    /// Paths where committing `child` into its parent would overwrite a change the parent
+    /// received after the fork: the same path, an ancestor of an entry the child created, or
+    /// an entry below one the child deleted or replaced.
+    pub(crate) fn commit_conflicts(&self, child_id: SessionId) -> Result<Vec<VPath>> {
+        let child = self.session(child_id)?;
+        let Some(parent_id) = child.parent else { return Ok(Vec::new()) };
+        let parent = self.session(parent_id)?;
+        let mut conflicts = Vec::new();
+        for (path, _) in child.touched.iter() {
+            let node = child.view.get(path);
+            let present = node.is_some_and(|n| n.file_type().is_some());
+            let is_dir = node.is_some_and(|n| matches!(n.kind, NodeKind::Dir { .. }));
+            let mut bad = !self.unchanged(parent, child, path);
+            if present {
+                bad |= path.ancestors().any(|a| !self.unchanged(parent, child, &a));
+            }
+            if !is_dir {
+                conflicts.extend(
+                    descendants(&parent.view, path)
+                        .filter(|(d, _)| !self.unchanged(parent, child, d))
+                        .map(|(d, _)| d.clone()),
+                );
+            }
+            if bad {
+                conflicts.push(path.clone());
+            }
+        }
+        conflicts.sort();
+        conflicts.dedup();
+        Ok(conflicts)
+    }
+
+    fn apply_commit(&mut self, child_id: SessionId, winner_takes_all: bool) -> Result<()> {
+        let child = self.session(child_id)?.clone();
+        let parent_id = child.parent.ok_or_else(|| Error::new(ErrorKind::InvalidInput, "commit"))?;
+        let mut nodes = Vec::new();
+        for (path, base) in child.touched.iter() {
+            let node = child.view.get(path).cloned().map(|node| {
+                match base.as_ref().and_then(|b| self.flushed.get(&b.stamp)) {
+                    // The parent wrote the base to the resources: the new node's condition is
+                    // what the resource holds now.
+                    Some(origin) if &node.origin != origin => {
+                        Arc::new(Node { origin: origin.clone(), ..Node::clone(&node) })
+                    }
+                    _ => node,
+                }
+            });
+            nodes.push((path.clone(), node));
+        }
+        let parent = self.session_mut(parent_id)?;
+        for (path, node) in &nodes {
+            parent.touch(path);
+            match node {
+                Some(node) => parent.view.insert(path.clone(), node.clone()),
+                None => parent.view.remove(path),
+            };
+        }
+        let child = self.session_mut(child_id)?;
+        for (path, node) in nodes {
+            if let Some(node) = node {
+                child.view.insert(path, node);
+            }
+        }
+        child.touched = Touched::new();
+        if winner_takes_all {
+            for sibling in self.children(parent_id) {
+                if sibling != child_id {
+                    for id in self.subtree(sibling) {
+                        self.sessions.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

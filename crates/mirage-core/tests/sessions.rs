@@ -1,0 +1,223 @@
+//! Fork, diff, commit and abort through the public API, over memory and local mounts.
+
+use std::sync::Arc;
+
+use mirage_core::{
+    ChangeKind, CommitOptions, ErrorKind, LocalResource, MemoryResource, Mirage, MountOptions, Session, VPath,
+};
+
+fn setup() -> (Mirage, Session) {
+    let mirage = Mirage::new();
+    mirage.mount("/data", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    let root = mirage.create_session("main").unwrap();
+    (mirage, root)
+}
+
+#[tokio::test]
+async fn classic_fork_isolation_on_a_ram_mount() {
+    let (_m, a) = setup();
+    let a1 = a.fork().unwrap();
+    let a2 = a.fork().unwrap();
+    a1.write_file("/data/scratch.txt", "from a1").await.unwrap();
+    assert_eq!(a1.read_file("/data/scratch.txt").await.unwrap(), "from a1");
+    for other in [&a2, &a] {
+        let e = other.read_file("/data/scratch.txt").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(other.read_dir("/data").await.unwrap().is_empty());
+    }
+    a1.commit(CommitOptions::default()).await.unwrap();
+    assert_eq!(a.read_file("/data/scratch.txt").await.unwrap(), "from a1");
+    assert!(!a2.exists("/data/scratch.txt").await.unwrap(), "a sibling still does not see it");
+}
+
+#[tokio::test]
+async fn first_winner_commit_and_nothing_lost() {
+    let (_m, root) = setup();
+    root.write_file("/data/x", "base").await.unwrap();
+    let (f1, f2) = (root.fork().unwrap(), root.fork().unwrap());
+    f1.write_file("/data/x", "one").await.unwrap();
+    f2.write_file("/data/x", "two").await.unwrap();
+    f2.write_file("/data/y", "also two").await.unwrap();
+    f1.commit(CommitOptions::default()).await.unwrap();
+    let e = f2.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(e.conflicts(), &[VPath::parse("/data/x").unwrap()]);
+    assert!(e.to_string().contains("/data/x"), "{e}");
+    assert_eq!(f2.read_file("/data/x").await.unwrap(), "two", "the loser keeps its changes");
+    assert_eq!(f2.read_file("/data/y").await.unwrap(), "also two");
+    assert_eq!(root.read_file("/data/x").await.unwrap(), "one");
+    assert!(!root.exists("/data/y").await.unwrap());
+}
+
+#[tokio::test]
+async fn disjoint_forks_both_commit() {
+    let (_m, root) = setup();
+    let (f1, f2) = (root.fork().unwrap(), root.fork().unwrap());
+    f1.write_file("/data/a", "a").await.unwrap();
+    f2.write_file("/data/b", "b").await.unwrap();
+    f1.commit(CommitOptions::default()).await.unwrap();
+    f2.commit(CommitOptions::default()).await.unwrap();
+    let names: Vec<String> = root.read_dir("/data").await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn winner_takes_all_aborts_siblings() {
+    let (m, root) = setup();
+    let (f1, f2) = (root.fork().unwrap(), root.fork().unwrap());
+    let f2_child = f2.fork().unwrap();
+    f1.write_file("/data/a", "a").await.unwrap();
+    let report = f1.commit(CommitOptions { winner_takes_all: true }).await.unwrap();
+    assert_eq!(report.applied, [VPath::parse("/data/a").unwrap()]);
+    assert_eq!(report.aborted.len(), 2);
+    assert_eq!(f2.read_file("/data/a").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(f2.name().is_err() && f2_child.name().is_err());
+    assert_eq!(m.sessions().len(), 2);
+}
+
+#[tokio::test]
+async fn deleting_a_directory_conflicts_with_a_sibling_adding_into_it() {
+    let (_m, root) = setup();
+    root.mkdir("/data/d", 0o755).await.unwrap();
+    root.write_file("/data/d/old", "x").await.unwrap();
+    let (f1, f2) = (root.fork().unwrap(), root.fork().unwrap());
+    f1.write_file("/data/d/new", "y").await.unwrap();
+    f2.remove_all("/data/d", false).await.unwrap();
+    f1.commit(CommitOptions::default()).await.unwrap();
+    let e = f2.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.conflicts().contains(&VPath::parse("/data/d/new").unwrap()), "{e}");
+}
+
+#[tokio::test]
+async fn diff_lists_added_modified_deleted_with_sizes() {
+    let (_m, root) = setup();
+    root.write_file("/data/keep", "1").await.unwrap();
+    root.write_file("/data/gone", "22").await.unwrap();
+    root.write_file("/data/edit", "333").await.unwrap();
+    let fork = root.fork().unwrap();
+    fork.write_file("/data/new", "4444").await.unwrap();
+    fork.remove("/data/gone").await.unwrap();
+    fork.write_file("/data/edit", "line\n").await.unwrap();
+    let diff = fork.diff().await.unwrap();
+    let summary: Vec<(String, ChangeKind, Option<u64>, Option<u64>)> =
+        diff.iter().map(|c| (c.path.to_string(), c.kind, c.old_size, c.new_size)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("/data/edit".into(), ChangeKind::Modified, Some(3), Some(5)),
+            ("/data/gone".into(), ChangeKind::Deleted, Some(2), None),
+            ("/data/new".into(), ChangeKind::Added, None, Some(4)),
+        ]
+    );
+    let text = fork.diff_text("/data/edit").await.unwrap();
+    assert!(text.contains("-333") && text.contains("+line"), "{text}");
+}
+
+#[tokio::test]
+async fn read_only_mounts_refuse_writes() {
+    let (m, root) = setup();
+    m.mount("/ro", Arc::new(MemoryResource::new()), MountOptions { read_only: true }).unwrap();
+    let e = root.write_file("/ro/x", "no").await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (ErrorKind::ReadOnly, libc_erofs()));
+    assert!(e.to_string().contains("/ro/x"), "{e}");
+    let e = root.write_file("/elsewhere", "no").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ReadOnly);
+}
+
+fn libc_erofs() -> i32 {
+    30
+}
+
+#[tokio::test]
+async fn synthetic_parents_of_mount_points() {
+    let mirage = Mirage::new();
+    mirage.mount("/mnt/deep/data", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    assert!(s.stat("/mnt").await.unwrap().is_dir());
+    let names: Vec<String> = s.read_dir("/mnt/deep").await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["data"]);
+    assert_eq!(s.rmdir("/mnt/deep/data").await.unwrap_err().kind(), ErrorKind::PermissionDenied);
+}
+
+#[tokio::test]
+async fn symlinks_resolve_inside_the_virtual_tree() {
+    let (_m, s) = setup();
+    s.mkdir_all("/data/real/dir").await.unwrap();
+    s.write_file("/data/real/dir/f", "hi").await.unwrap();
+    s.symlink("real/dir", "/data/link").await.unwrap();
+    s.symlink("/data/link/f", "/data/abs").await.unwrap();
+    assert_eq!(s.read_file("/data/link/f").await.unwrap(), "hi");
+    assert_eq!(s.read_file("/data/abs").await.unwrap(), "hi");
+    assert_eq!(s.readlink("/data/link").await.unwrap(), "real/dir");
+    assert_eq!(s.realpath("/data/abs").await.unwrap().as_str(), "/data/real/dir/f");
+    s.symlink("loop2", "/data/loop1").await.unwrap();
+    s.symlink("loop1", "/data/loop2").await.unwrap();
+    assert_eq!(s.read_file("/data/loop1").await.unwrap_err().kind(), ErrorKind::FilesystemLoop);
+    s.symlink("../../../../../..", "/data/up").await.unwrap();
+    assert_eq!(s.realpath("/data/up").await.unwrap().as_str(), "/");
+}
+
+#[tokio::test]
+async fn rename_moves_trees_without_copying_and_commits_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src/sub")).unwrap();
+    std::fs::write(dir.path().join("src/sub/a.txt"), "alpha").unwrap();
+    std::fs::write(dir.path().join("src/b.txt"), "beta").unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    s.rename("/w/src", "/w/dst").await.unwrap();
+    assert_eq!(s.read_file("/w/dst/sub/a.txt").await.unwrap(), "alpha");
+    assert!(!s.exists("/w/src").await.unwrap());
+    assert!(dir.path().join("src/sub/a.txt").exists(), "nothing on disk until commit");
+    let report = s.commit(CommitOptions::default()).await.unwrap();
+    assert!(!report.applied.is_empty());
+    assert_eq!(std::fs::read_to_string(dir.path().join("dst/sub/a.txt")).unwrap(), "alpha");
+    assert_eq!(std::fs::read_to_string(dir.path().join("dst/b.txt")).unwrap(), "beta");
+    assert!(!dir.path().join("src").exists());
+    assert!(s.diff().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn root_commit_refuses_to_overwrite_a_file_changed_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), "original").unwrap();
+    std::fs::write(dir.path().join("b"), "untouched").unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    s.write_file("/w/a", "mine").await.unwrap();
+    s.write_file("/w/new", "new").await.unwrap();
+    std::fs::write(dir.path().join("a"), "someone else's, longer").unwrap();
+    let e = s.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(e.conflicts(), &[VPath::parse("/w/a").unwrap()]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("a")).unwrap(), "someone else's, longer");
+    assert!(!dir.path().join("new").exists(), "all or nothing");
+    assert_eq!(s.read_file("/w/a").await.unwrap(), "mine", "the session keeps its change");
+    s.write_file("/w/a", "mine again").await.unwrap();
+    s.remove("/w/a").await.unwrap();
+    s.commit(CommitOptions::default()).await.unwrap_err();
+}
+
+#[tokio::test]
+async fn small_write_into_large_local_file_and_exec_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.path().join("big"), &big).unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    s.write("/w/big", 1_000_000, "PATCH").await.unwrap();
+    s.write_file("/w/run.sh", "#!/bin/sh\necho hi\n").await.unwrap();
+    s.set_mode("/w/run.sh", 0o755).await.unwrap();
+    let mut expect = big.clone();
+    expect[1_000_000..1_000_005].copy_from_slice(b"PATCH");
+    assert_eq!(s.read_file("/w/big").await.unwrap(), expect);
+    assert_eq!(s.read("/w/big", 999_998, 9).await.unwrap(), &expect[999_998..1_000_007]);
+    s.commit(CommitOptions::default()).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("big")).unwrap(), expect);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(dir.path().join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
+}
