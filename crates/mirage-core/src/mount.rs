@@ -110,7 +110,7 @@ impl MountTable {
 
     /// Routes `path` to the mount with the longest matching mount point.
     pub fn route(&self, path: &VPath) -> Route {
-        let covering = path.ancestors().chain(std::iter::once(path.clone())).filter_map(|p| self.mounts.get(&p)).last();
+        let covering = std::iter::once(path.clone()).chain(path.ancestors()).find_map(|p| self.mounts.get(&p));
         match covering {
             Some(mount) => {
                 let inner = path.strip_prefix(&mount.point).expect("mount point is a prefix");
