@@ -2,6 +2,8 @@
 //! sessions.
 
 mod commit;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod local;
 pub mod memory;
