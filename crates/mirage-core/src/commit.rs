@@ -334,7 +334,14 @@ impl Session {
         }
         let mut applied: Vec<(VPath, u64, Origin)> = Vec::new();
         let result = self.apply_steps(&steps, &mut applied).await;
-        let report = CommitReport { applied: applied.iter().map(|(p, _, _)| p.clone()).collect(), aborted: Vec::new() };
+        // A path created and removed again within the session leaves the overlay without
+        // touching the resource, so it is not reported.
+        let noops: std::collections::HashSet<&VPath> =
+            steps.iter().filter(|s| s.node.file_type().is_none() && s.current.is_none()).map(|s| &s.path).collect();
+        let report = CommitReport {
+            applied: applied.iter().map(|(p, _, _)| p.clone()).filter(|p| !noops.contains(p)).collect(),
+            aborted: Vec::new(),
+        };
         {
             let mut inner = self.hub.lock();
             if !applied.is_empty() {

@@ -92,7 +92,11 @@ pub async fn rename_and_put(resource: &dyn Resource) {
     resource.rename(&p("/mv/a"), &p("/mv/b")).await.expect("rename over a file");
     assert_eq!(resource.read(&p("/mv/b"), 0, 10).await.expect("read"), Bytes::from_static(b"two"));
     assert_eq!(resource.stat(&p("/mv/a")).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_ne!(resource.stat(&p("/mv/b")).await.expect("stat").version, bee.version, "a replaced entry has a new version");
+    assert_ne!(
+        resource.stat(&p("/mv/b")).await.expect("stat").version,
+        bee.version,
+        "a replaced entry has a new version"
+    );
     resource.mkdir(&p("/mv/d"), 0o755).await.expect("mkdir");
     resource.create(&p("/mv/d/inner"), 0o644).await.expect("create");
     resource.rename(&p("/mv/d"), &p("/mv/e")).await.expect("rename a directory");

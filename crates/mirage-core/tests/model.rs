@@ -98,7 +98,9 @@ impl Model {
         let mut i = 0;
         while i < out.len() {
             let cur = out[i];
-            out.extend((0..self.sessions.len()).filter(|c| self.sessions[*c].as_ref().is_some_and(|x| x.parent == Some(cur))));
+            out.extend(
+                (0..self.sessions.len()).filter(|c| self.sessions[*c].as_ref().is_some_and(|x| x.parent == Some(cur))),
+            );
             i += 1;
         }
         out
@@ -255,7 +257,11 @@ async fn run(ops: Vec<Op>) {
                 let fork = real.session(session).fork().unwrap();
                 real.names.push(Some(fork.name().unwrap()));
                 let parent_overlay = model.sessions[session].as_ref().unwrap().overlay.clone();
-                model.sessions.push(Some(MSession { parent: Some(session), overlay: parent_overlay, ..MSession::default() }));
+                model.sessions.push(Some(MSession {
+                    parent: Some(session),
+                    overlay: parent_overlay,
+                    ..MSession::default()
+                }));
             }
             Op::Commit { session, winner_takes_all } if live(session) => {
                 let got = real.session(session).commit(CommitOptions { winner_takes_all }).await;
@@ -277,7 +283,10 @@ async fn run(ops: Vec<Op>) {
             }
             Op::External { path, data } => {
                 let p = VPath::parse(PATHS[path].trim_start_matches("/data")).unwrap();
-                real.resource.put(&p, mirage_core::resource::once_stream(data.clone().into()), Precondition::None).await.unwrap();
+                real.resource
+                    .put(&p, mirage_core::resource::once_stream(data.clone().into()), Precondition::None)
+                    .await
+                    .unwrap();
                 let v = model.ver();
                 model.resource.insert(path, (data, v));
             }

@@ -50,7 +50,12 @@ async fn local_resource_refuses_dot_dot_and_planted_links() {
         assert!(local.truncate(&p(link), 0).await.is_err());
         assert!(local.set_mode(&p(link), 0o777).await.is_err());
     }
-    assert!(local.put(&p("/escape_dir/new"), mirage_core::resource::once_stream("x".into()), mirage_core::Precondition::None).await.is_err());
+    assert!(
+        local
+            .put(&p("/escape_dir/new"), mirage_core::resource::once_stream("x".into()), mirage_core::Precondition::None)
+            .await
+            .is_err()
+    );
     assert_eq!(std::fs::read_to_string(top.path().join("secret")).unwrap(), "host secret");
     assert!(!top.path().join("new").exists());
 }
