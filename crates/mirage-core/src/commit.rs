@@ -210,12 +210,14 @@ impl Session {
     ///
     /// # Errors
     /// `Conflict`; `NotFound` once aborted; resource errors (the report in the error detail
-    /// says how much was applied; the rest stays in the session, so a retry completes it).
+    /// says how much was applied; the rest stays in the session, and a retry continues from
+    /// there, except for an entry whose kind was changing: see `docs/SEMANTICS.md`).
     ///
     /// # Cancel safety
     /// A fork's commit happens in one step after its locks are taken: dropping the future
-    /// before that leaves nothing changed. Dropping a root commit midway leaves the applied
-    /// part applied and the rest in the session.
+    /// before that leaves nothing changed. Dropping a root commit midway leaves what it wrote
+    /// on the resources but records none of it, so a later commit reports those paths as
+    /// conflicts; the session's content is never lost.
     pub async fn commit(&self, options: CommitOptions) -> Result<CommitReport> {
         let lock = self.hub.session_lock(self.id);
         let _guard = lock.lock().await;
@@ -409,6 +411,9 @@ impl Session {
                     resource.put(&step.inner, content, expect).await.map_err(wrap)?;
                 }
             }
+            // Recorded as soon as it is on the resource, so a failure later leaves it applied.
+            let meta = resource.stat(&step.inner).await.map_err(wrap)?;
+            applied.push((step.path.clone(), step.node.stamp, Origin::Present(meta.file_type, meta.version)));
         }
         for &i in &order {
             let step = &steps[i];
@@ -428,7 +433,9 @@ impl Session {
                 }
             }
             let meta = resource.stat(&step.inner).await.map_err(wrap)?;
-            applied.push((step.path.clone(), step.node.stamp, Origin::Present(meta.file_type, meta.version)));
+            if let Some(entry) = applied.iter_mut().rev().find(|(p, _, _)| p == &step.path) {
+                entry.2 = Origin::Present(meta.file_type, meta.version);
+            }
         }
         Ok(())
     }
