@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use mirage_core::{
-    ChangeKind, CommitOptions, ErrorKind, LocalResource, MemoryResource, Mirage, MountOptions, Session, VPath,
+    ChangeKind, CommitOptions, ErrorKind, LocalResource, MemoryResource, Mirage, MountOptions, Resource, Session, VPath,
 };
 
 fn setup() -> (Mirage, Session) {
@@ -220,4 +220,70 @@ async fn small_write_into_large_local_file_and_exec_bit() {
     assert_eq!(std::fs::read(dir.path().join("big")).unwrap(), expect);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(dir.path().join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
+}
+
+/// Memory that fails the first `put` of `/b`, as a backend that goes away mid-commit would.
+#[derive(Debug, Default)]
+struct FailOnce {
+    inner: MemoryResource,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl mirage_core::Resource for FailOnce {
+    fn capabilities(&self) -> mirage_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn stat(&self, path: &VPath) -> mirage_core::Result<mirage_core::Metadata> {
+        self.inner.stat(path).await
+    }
+    async fn read(&self, path: &VPath, offset: u64, len: u64) -> mirage_core::Result<bytes::Bytes> {
+        self.inner.read(path, offset, len).await
+    }
+    async fn list(&self, path: &VPath) -> mirage_core::Result<Vec<mirage_core::DirEntry>> {
+        self.inner.list(path).await
+    }
+    async fn set_mode(&self, path: &VPath, mode: u32) -> mirage_core::Result<()> {
+        self.inner.set_mode(path, mode).await
+    }
+    async fn set_times(
+        &self,
+        path: &VPath,
+        atime: Option<std::time::SystemTime>,
+        mtime: Option<std::time::SystemTime>,
+    ) -> mirage_core::Result<()> {
+        self.inner.set_times(path, atime, mtime).await
+    }
+    async fn put(
+        &self,
+        path: &VPath,
+        content: mirage_core::ByteStream,
+        expect: mirage_core::Precondition,
+    ) -> mirage_core::Result<mirage_core::Metadata> {
+        if path.as_str() == "/b" && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(mirage_core::Error::new(ErrorKind::Io, "put").with_path(path.clone()));
+        }
+        self.inner.put(path, content, expect).await
+    }
+}
+
+#[tokio::test]
+async fn a_root_commit_that_fails_midway_completes_when_retried() {
+    let backend = Arc::new(FailOnce::default());
+    let mirage = Mirage::new();
+    mirage.mount("/r", backend.clone(), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    for name in ["a", "b", "c"] {
+        s.write_file(&format!("/r/{name}"), name.to_uppercase()).await.unwrap();
+    }
+    let e = s.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert!(e.to_string().contains("applying 1 of 3"), "{e}");
+    assert_eq!(s.diff().await.unwrap().len(), 2, "what was written left the session");
+    let report = s.commit(CommitOptions::default()).await.unwrap();
+    assert_eq!(report.applied.len(), 2);
+    for name in ["a", "b", "c"] {
+        let got = backend.read(&VPath::parse(&format!("/{name}")).unwrap(), 0, 10).await.unwrap();
+        assert_eq!(got, name.to_uppercase());
+    }
 }
