@@ -328,10 +328,10 @@ impl Session {
         let targets: std::collections::HashSet<(VPath, VPath)> =
             steps.iter().map(|s| (s.mount.point().clone(), s.inner.clone())).collect();
         for step in &mut steps {
-            if let NodeKind::File(file) = &step.node.kind {
-                if file.base.as_ref().is_some_and(|b| targets.contains(&(b.mount.clone(), b.inner.clone()))) {
-                    step.content = Some(self.read_file_data(&step.path, file, 0, u64::MAX).await?);
-                }
+            if let NodeKind::File(file) = &step.node.kind
+                && file.base.as_ref().is_some_and(|b| targets.contains(&(b.mount.clone(), b.inner.clone())))
+            {
+                step.content = Some(self.read_file_data(&step.path, file, 0, u64::MAX).await?);
             }
         }
         let mut applied: Vec<(VPath, u64, Origin)> = Vec::new();

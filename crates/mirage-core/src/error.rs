@@ -48,6 +48,30 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for tables and conversions.
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::NotADirectory,
+        ErrorKind::IsADirectory,
+        ErrorKind::DirectoryNotEmpty,
+        ErrorKind::ReadOnly,
+        ErrorKind::PermissionDenied,
+        ErrorKind::InvalidInput,
+        ErrorKind::NameTooLong,
+        ErrorKind::CrossesDevices,
+        ErrorKind::FilesystemLoop,
+        ErrorKind::Unsupported,
+        ErrorKind::Io,
+        ErrorKind::Conflict,
+    ];
+
+    /// The kind whose [`ErrorKind::code`] is `code` (`"ENOENT"`, ...), for errors that
+    /// arrive by name from another language.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+
     /// The errno value for this kind; `Conflict` maps to `EBUSY`, the closest POSIX meaning.
     ///
     /// This is the one place errno is decided: the match has no wildcard arm, so a new kind
@@ -228,6 +252,11 @@ impl Error {
         self.0.mount.as_ref()
     }
 
+    /// The human-readable detail, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+
     /// For `Conflict`: the paths that were changed by someone else.
     pub fn conflicts(&self) -> &[VPath] {
         &self.0.conflicts
@@ -294,6 +323,10 @@ mod tests {
     fn conflict_names_paths() {
         let e = Error::conflict("commit", vec![VPath::parse("/x").unwrap()], "sibling committed first");
         assert_eq!(e.kind().code(), "ECONFLICT");
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_code("EWHAT"), None);
         assert_eq!(e.to_string(), "commit: conflict on '/x' (sibling committed first)");
     }
 

@@ -224,12 +224,12 @@ impl Session {
         if found.exists() {
             return Err(err(ErrorKind::AlreadyExists, "symlink", &path));
         }
-        if let crate::mount::Route::Resource(mount, _) = self.hub.route(&path) {
-            if !mount.resource().capabilities().symlinks {
-                return Err(err(ErrorKind::Unsupported, "symlink", &path)
-                    .with_mount(mount.point().clone())
-                    .with_detail("this resource cannot hold symbolic links"));
-            }
+        if let crate::mount::Route::Resource(mount, _) = self.hub.route(&path)
+            && !mount.resource().capabilities().symlinks
+        {
+            return Err(err(ErrorKind::Unsupported, "symlink", &path)
+                .with_mount(mount.point().clone())
+                .with_detail("this resource cannot hold symbolic links"));
         }
         let node = self.new_node(found.origin(), fresh_attr(0o777), NodeKind::Symlink(target.to_owned()));
         self.hub.record(vec![self.set(&path, node)])

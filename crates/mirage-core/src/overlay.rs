@@ -273,10 +273,10 @@ impl FileData {
             }
             let last = len / CHUNK;
             let cut = (len - last * CHUNK) as usize;
-            if let Some(chunk) = self.chunks.get(&last).cloned() {
-                if cut < chunk.len() {
-                    self.chunks.insert(last, chunk.slice(..cut));
-                }
+            if let Some(chunk) = self.chunks.get(&last).cloned()
+                && cut < chunk.len()
+            {
+                self.chunks.insert(last, chunk.slice(..cut));
             }
         }
         self.size = len;

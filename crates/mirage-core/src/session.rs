@@ -602,10 +602,10 @@ impl Session {
     /// Assembles a range of an overlay file from its chunks and its base.
     pub(crate) async fn read_file_data(&self, path: &VPath, file: &FileData, offset: u64, len: u64) -> Result<Bytes> {
         let mut segments = file.plan_read(offset, len);
-        if segments.len() == 1 {
-            if let Segment::Data(bytes) = &segments[0] {
-                return Ok(bytes.clone());
-            }
+        if segments.len() == 1
+            && let Segment::Data(bytes) = &segments[0]
+        {
+            return Ok(bytes.clone());
         }
         let mut out = BytesMut::new();
         for segment in segments.drain(..) {
@@ -650,13 +650,11 @@ impl Session {
             Found::Node(node) => !matches!(node.kind, NodeKind::Dir { opaque: true }),
             _ => true,
         };
-        if from_resource {
-            if let Route::Resource(mount, inner) = self.hub.route(path) {
-                match mount.resource().list(&inner).await {
-                    Ok(list) => entries.extend(list.into_iter().map(|e| (e.name, e.file_type))),
-                    Err(e) if e.kind() == ErrorKind::NotFound && matches!(found, Found::Synthetic) => {}
-                    Err(e) => return Err(e.in_mount(mount.point())),
-                }
+        if from_resource && let Route::Resource(mount, inner) = self.hub.route(path) {
+            match mount.resource().list(&inner).await {
+                Ok(list) => entries.extend(list.into_iter().map(|e| (e.name, e.file_type))),
+                Err(e) if e.kind() == ErrorKind::NotFound && matches!(found, Found::Synthetic) => {}
+                Err(e) => return Err(e.in_mount(mount.point())),
             }
         }
         for name in self.hub.mounts().children_of(path) {

@@ -1,0 +1,144 @@
+//! Conversions between core types and the plain objects JavaScript sees, and the one place
+//! errors cross the boundary.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt;
+use napi::bindgen_prelude::{Either, PromiseRaw, ToNapiValue};
+use napi::{Env, Status};
+use napi_derive::napi;
+
+use mirage_core::{DirEntry, ErrorKind, FileType, Metadata};
+
+/// The prefix that marks an error message as a Mirage error in JSON.
+const ERROR_TAG: &str = "MIRAGE_ERROR:";
+
+/// Turns a core error into a JavaScript error whose message the wrapper decodes into `code`,
+/// `errno`, `path`, `syscall` and `conflicts`.
+pub(crate) fn js_error(e: mirage_core::Error) -> napi::Error {
+    let json = serde_json::json!({
+        "code": e.kind().code(),
+        "errno": e.errno(),
+        "syscall": e.op(),
+        "path": e.path().map(|p| p.to_string()),
+        "mount": e.mount().map(|p| p.to_string()),
+        "conflicts": e.conflicts().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        "message": e.to_string(),
+    });
+    napi::Error::new(Status::GenericFailure, format!("{ERROR_TAG}{json}"))
+}
+
+/// A value now, or a promise of it.
+pub(crate) type Settled<'env, T> = Either<T, PromiseRaw<'env, T>>;
+
+/// Runs `fut`: when it completes on the first poll (no I/O to wait for), its value is
+/// returned at once; otherwise it continues on the tokio runtime and a promise is returned.
+pub(crate) fn settle<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<Settled<'env, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = mirage_core::Result<T>> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    match fut.as_mut().now_or_never() {
+        Some(result) => result.map(Either::A).map_err(js_error),
+        None => env.spawn_future(async move { fut.await.map_err(js_error) }).map(Either::B),
+    }
+}
+
+/// Runs `fut` to completion on the calling thread if it needs no waiting; otherwise fails
+/// with `EAGAIN` (a sync call cannot wait for a resource without blocking Node's thread).
+pub(crate) fn now<T, F>(fut: F) -> napi::Result<T>
+where
+    F: Future<Output = mirage_core::Result<T>>,
+{
+    match fut.now_or_never() {
+        Some(result) => result.map_err(js_error),
+        None => Err(js_error(
+            mirage_core::Error::new(ErrorKind::Unsupported, "sync call")
+                .with_detail("this mount must wait for I/O: use the async call"),
+        )),
+    }
+}
+
+/// Milliseconds since the epoch, as JavaScript dates count.
+pub(crate) fn millis(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64() * 1e3,
+        Err(e) => -e.duration().as_secs_f64() * 1e3,
+    }
+}
+
+/// The inverse of [`millis`].
+pub(crate) fn from_millis(ms: f64) -> SystemTime {
+    if ms >= 0.0 {
+        UNIX_EPOCH + Duration::from_secs_f64(ms / 1e3)
+    } else {
+        UNIX_EPOCH - Duration::from_secs_f64(-ms / 1e3)
+    }
+}
+
+pub(crate) fn type_name(t: FileType) -> String {
+    match t {
+        FileType::File => "file",
+        FileType::Dir => "directory",
+        FileType::Symlink => "symlink",
+    }
+    .to_owned()
+}
+
+pub(crate) fn parse_type(name: &str) -> Option<FileType> {
+    match name {
+        "file" => Some(FileType::File),
+        "directory" => Some(FileType::Dir),
+        "symlink" => Some(FileType::Symlink),
+        _ => None,
+    }
+}
+
+/// What `stat` reports, as a plain object.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct StatInfo {
+    /// `"file"`, `"directory"` or `"symlink"`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: f64,
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// Modification time, in milliseconds since the epoch.
+    pub mtime_ms: f64,
+    /// Access time, in milliseconds since the epoch.
+    pub atime_ms: f64,
+    /// The entry's version token (an etag, mtime + size + inode, ...).
+    pub version: String,
+}
+
+impl From<Metadata> for StatInfo {
+    fn from(m: Metadata) -> Self {
+        StatInfo {
+            kind: type_name(m.file_type),
+            size: m.size as f64,
+            mode: m.mode,
+            mtime_ms: millis(m.mtime),
+            atime_ms: millis(m.atime),
+            version: m.version.0,
+        }
+    }
+}
+
+/// One directory entry, as a plain object.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct Dirent {
+    /// The entry's name.
+    pub name: String,
+    /// `"file"`, `"directory"` or `"symlink"`.
+    pub kind: String,
+}
+
+impl From<DirEntry> for Dirent {
+    fn from(e: DirEntry) -> Self {
+        Dirent { name: e.name, kind: type_name(e.file_type) }
+    }
+}

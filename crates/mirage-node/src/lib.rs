@@ -1,0 +1,18 @@
+//! The `@mirage/vfs` Node.js addon: Mirage's mount table, resources and sessions for
+//! TypeScript, through napi-rs.
+//!
+//! This crate is the native half; the package in `npm/vfs` wraps it in a `node:fs/promises`-like
+//! API. Every operation that needs no waiting (memory mounts, local files, overlay hits)
+//! completes on the calling thread and hands back its value at once, which the wrapper returns
+//! as an already-settled promise; only operations that must wait (a resource written in
+//! JavaScript, say) hop to a tokio thread. Errors cross as a JSON message that the wrapper
+//! turns into an `Error` with `code`, `errno`, `path` and `syscall`, as node:fs does.
+
+mod convert;
+mod js_resource;
+mod mirage;
+mod session;
+
+pub use js_resource::{ReplyError, ResourceCall, ResourceReply};
+pub use mirage::{Mirage, Resource, custom, local, memory};
+pub use session::Session;

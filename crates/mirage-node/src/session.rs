@@ -1,0 +1,452 @@
+//! The `Session` class: one copy-on-write view of the tree.
+//!
+//! Every asynchronous method returns its value directly when it could finish without waiting
+//! (the wrapper turns that into a settled promise) and a promise otherwise.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use mirage_core::{ChangeKind, CommitOptions};
+
+use crate::convert::{Dirent, StatInfo, from_millis, js_error, now, settle, type_name};
+
+/// One copy-on-write view of the whole tree.
+#[napi]
+pub struct Session {
+    inner: mirage_core::Session,
+}
+
+impl From<mirage_core::Session> for Session {
+    fn from(inner: mirage_core::Session) -> Self {
+        Session { inner }
+    }
+}
+
+fn bytes(data: Either<String, Buffer>) -> Bytes {
+    match data {
+        Either::A(text) => Bytes::from(text.into_bytes()),
+        Either::B(buffer) => Bytes::copy_from_slice(&buffer),
+    }
+}
+
+fn buffer(bytes: Bytes) -> Buffer {
+    Buffer::from(Vec::from(bytes))
+}
+
+/// One entry of `diff()`.
+#[napi(object)]
+pub struct ChangeInfo {
+    /// The virtual path.
+    pub path: String,
+    /// `"added"`, `"modified"` or `"deleted"`.
+    pub change: String,
+    /// `"file"`, `"directory"` or `"symlink"`.
+    pub kind: String,
+    /// Size where the session started, if the entry existed.
+    pub old_size: Option<f64>,
+    /// Size now, if the entry exists.
+    pub new_size: Option<f64>,
+}
+
+/// What `commit()` did.
+#[napi(object)]
+pub struct CommitInfo {
+    /// Paths whose change now lives in the parent (or the resources, for a root session).
+    pub applied: Vec<String>,
+    /// Sibling sessions aborted by a winner-takes-all commit.
+    pub aborted: Vec<String>,
+}
+
+#[napi]
+impl Session {
+    fn handle(&self) -> mirage_core::Session {
+        self.inner.clone()
+    }
+
+    /// The session's name.
+    #[napi(getter)]
+    pub fn name(&self) -> Result<String> {
+        self.inner.name().map_err(js_error)
+    }
+
+    /// The parent session, or `null` for a root session.
+    #[napi]
+    pub fn parent(&self) -> Result<Option<Session>> {
+        Ok(self.inner.parent().map_err(js_error)?.map(Session::from))
+    }
+
+    /// Describes `path`, following symbolic links.
+    #[napi]
+    pub fn stat<'env>(&self, env: &'env Env, path: String) -> Result<Either<StatInfo, PromiseRaw<'env, StatInfo>>> {
+        let s = self.handle();
+        settle(env, async move { s.stat(&path).await.map(StatInfo::from) })
+    }
+
+    /// Describes `path` itself (a symbolic link is not followed).
+    #[napi]
+    pub fn lstat<'env>(&self, env: &'env Env, path: String) -> Result<Either<StatInfo, PromiseRaw<'env, StatInfo>>> {
+        let s = self.handle();
+        settle(env, async move { s.lstat(&path).await.map(StatInfo::from) })
+    }
+
+    /// Describes many paths in one call.
+    #[napi]
+    pub fn stat_many<'env>(
+        &self,
+        env: &'env Env,
+        paths: Vec<String>,
+    ) -> Result<Either<Vec<StatInfo>, PromiseRaw<'env, Vec<StatInfo>>>> {
+        let s = self.handle();
+        settle(env, async move {
+            let mut out = Vec::with_capacity(paths.len());
+            for path in paths {
+                out.push(s.stat(&path).await?.into());
+            }
+            Ok(out)
+        })
+    }
+
+    /// True when `path` exists.
+    #[napi]
+    pub fn exists<'env>(&self, env: &'env Env, path: String) -> Result<Either<bool, PromiseRaw<'env, bool>>> {
+        let s = self.handle();
+        settle(env, async move { s.exists(&path).await })
+    }
+
+    /// Reads a whole file.
+    #[napi]
+    pub fn read_file<'env>(&self, env: &'env Env, path: String) -> Result<Either<Buffer, PromiseRaw<'env, Buffer>>> {
+        let s = self.handle();
+        settle(env, async move { s.read_file(&path).await.map(buffer) })
+    }
+
+    /// Reads many whole files in one call.
+    #[napi]
+    pub fn read_many<'env>(
+        &self,
+        env: &'env Env,
+        paths: Vec<String>,
+    ) -> Result<Either<Vec<Buffer>, PromiseRaw<'env, Vec<Buffer>>>> {
+        let s = self.handle();
+        settle(env, async move {
+            let mut out = Vec::with_capacity(paths.len());
+            for path in paths {
+                out.push(buffer(s.read_file(&path).await?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Reads up to `length` bytes at `offset`.
+    #[napi]
+    pub fn read<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        offset: f64,
+        length: f64,
+    ) -> Result<Either<Buffer, PromiseRaw<'env, Buffer>>> {
+        let s = self.handle();
+        settle(env, async move { s.read(&path, offset as u64, length as u64).await.map(buffer) })
+    }
+
+    /// Creates or replaces a file.
+    #[napi]
+    pub fn write_file<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        data: Either<String, Buffer>,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let (s, data) = (self.handle(), bytes(data));
+        settle(env, async move { s.write_file(&path, data).await })
+    }
+
+    /// Appends to a file, creating it if needed.
+    #[napi]
+    pub fn append_file<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        data: Either<String, Buffer>,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let (s, data) = (self.handle(), bytes(data));
+        settle(env, async move { s.append(&path, data).await })
+    }
+
+    /// Writes at an offset of an existing file.
+    #[napi]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        offset: f64,
+        data: Either<String, Buffer>,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let (s, data) = (self.handle(), bytes(data));
+        settle(env, async move { s.write(&path, offset as u64, data).await })
+    }
+
+    /// Sets a file's length.
+    #[napi]
+    pub fn truncate<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        length: f64,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.truncate(&path, length as u64).await })
+    }
+
+    /// Lists a directory.
+    #[napi]
+    pub fn readdir<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+    ) -> Result<Either<Vec<Dirent>, PromiseRaw<'env, Vec<Dirent>>>> {
+        let s = self.handle();
+        settle(env, async move { Ok(s.read_dir(&path).await?.into_iter().map(Dirent::from).collect()) })
+    }
+
+    /// Creates a directory (and its parents with `recursive`).
+    #[napi]
+    pub fn mkdir<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        mode: u32,
+        recursive: bool,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { if recursive { s.mkdir_all(&path).await } else { s.mkdir(&path, mode).await } })
+    }
+
+    /// Removes an empty directory.
+    #[napi]
+    pub fn rmdir<'env>(&self, env: &'env Env, path: String) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.rmdir(&path).await })
+    }
+
+    /// Removes a file or link; with `recursive`, a directory and everything below it; with
+    /// `force`, a missing path is not an error.
+    #[napi]
+    pub fn rm<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        recursive: bool,
+        force: bool,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move {
+            if recursive {
+                return s.remove_all(&path, force).await;
+            }
+            match s.remove(&path).await {
+                Err(e) if force && e.kind() == mirage_core::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        })
+    }
+
+    /// Renames a file or directory.
+    #[napi]
+    pub fn rename<'env>(&self, env: &'env Env, from: String, to: String) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.rename(&from, &to).await })
+    }
+
+    /// Copies a file (the content is shared, not duplicated).
+    #[napi]
+    pub fn copy_file<'env>(
+        &self,
+        env: &'env Env,
+        from: String,
+        to: String,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.copy_file(&from, &to).await })
+    }
+
+    /// Creates a symbolic link at `path` pointing to `target`.
+    #[napi]
+    pub fn symlink<'env>(
+        &self,
+        env: &'env Env,
+        target: String,
+        path: String,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.symlink(&target, &path).await })
+    }
+
+    /// Reads a symbolic link's target.
+    #[napi]
+    pub fn readlink<'env>(&self, env: &'env Env, path: String) -> Result<Either<String, PromiseRaw<'env, String>>> {
+        let s = self.handle();
+        settle(env, async move { s.readlink(&path).await })
+    }
+
+    /// The canonical path, every link resolved.
+    #[napi]
+    pub fn realpath<'env>(&self, env: &'env Env, path: String) -> Result<Either<String, PromiseRaw<'env, String>>> {
+        let s = self.handle();
+        settle(env, async move { s.realpath(&path).await.map(|p| p.to_string()) })
+    }
+
+    /// Sets permission bits.
+    #[napi]
+    pub fn chmod<'env>(&self, env: &'env Env, path: String, mode: u32) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.set_mode(&path, mode).await })
+    }
+
+    /// Sets access and modification times (milliseconds since the epoch).
+    #[napi]
+    pub fn utimes<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        atime_ms: f64,
+        mtime_ms: f64,
+    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.set_times(&path, Some(from_millis(atime_ms)), Some(from_millis(mtime_ms))).await })
+    }
+
+    /// The working directory.
+    #[napi]
+    pub fn cwd(&self) -> Result<String> {
+        self.inner.cwd().map(|p| p.to_string()).map_err(js_error)
+    }
+
+    /// Changes the working directory.
+    #[napi]
+    pub fn chdir<'env>(&self, env: &'env Env, path: String) -> Result<Either<(), PromiseRaw<'env, ()>>> {
+        let s = self.handle();
+        settle(env, async move { s.chdir(&path).await })
+    }
+
+    /// The session's environment variables.
+    #[napi]
+    pub fn env(&self) -> Result<HashMap<String, String>> {
+        Ok(self.inner.env().map_err(js_error)?.into_iter().collect())
+    }
+
+    /// Sets (or, with `null`, removes) an environment variable.
+    #[napi]
+    pub fn set_env(&self, key: String, value: Option<String>) -> Result<()> {
+        self.inner.set_env(&key, value.as_deref()).map_err(js_error)
+    }
+
+    /// Forks in O(1); the fork is isolated from this session until one of them commits.
+    #[napi]
+    pub fn fork(&self, name: Option<String>) -> Result<Session> {
+        match name {
+            Some(name) => self.inner.fork_named(&name),
+            None => self.inner.fork(),
+        }
+        .map(Session::from)
+        .map_err(js_error)
+    }
+
+    /// What this session changed relative to where it started.
+    #[napi]
+    pub fn diff<'env>(&self, env: &'env Env) -> Result<Either<Vec<ChangeInfo>, PromiseRaw<'env, Vec<ChangeInfo>>>> {
+        let s = self.handle();
+        settle(env, async move {
+            Ok(s.diff()
+                .await?
+                .into_iter()
+                .map(|c| ChangeInfo {
+                    path: c.path.to_string(),
+                    change: match c.kind {
+                        ChangeKind::Added => "added",
+                        ChangeKind::Modified => "modified",
+                        ChangeKind::Deleted => "deleted",
+                    }
+                    .to_owned(),
+                    kind: type_name(c.file_type),
+                    old_size: c.old_size.map(|n| n as f64),
+                    new_size: c.new_size.map(|n| n as f64),
+                })
+                .collect())
+        })
+    }
+
+    /// A unified diff of one file.
+    #[napi]
+    pub fn diff_text<'env>(&self, env: &'env Env, path: String) -> Result<Either<String, PromiseRaw<'env, String>>> {
+        let s = self.handle();
+        settle(env, async move { s.diff_text(&path).await })
+    }
+
+    /// Commits into the parent (first winner wins) or, for a root session, into the
+    /// resources.
+    #[napi]
+    pub fn commit<'env>(
+        &self,
+        env: &'env Env,
+        winner_takes_all: bool,
+    ) -> Result<Either<CommitInfo, PromiseRaw<'env, CommitInfo>>> {
+        let s = self.handle();
+        settle(env, async move {
+            let report = s.commit(CommitOptions { winner_takes_all }).await?;
+            Ok(CommitInfo { applied: report.applied.iter().map(|p| p.to_string()).collect(), aborted: report.aborted })
+        })
+    }
+
+    /// Discards this session and its forks.
+    #[napi]
+    pub fn abort(&self) -> Result<()> {
+        self.inner.abort().map_err(js_error)
+    }
+
+    /// Makes this session's changes durable in the store.
+    #[napi]
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush().map_err(js_error)
+    }
+
+    /// `stat` without a promise (mounts that need no waiting only).
+    #[napi]
+    pub fn stat_sync(&self, path: String) -> Result<StatInfo> {
+        now(async { self.inner.stat(&path).await.map(StatInfo::from) })
+    }
+
+    /// `lstat` without a promise.
+    #[napi]
+    pub fn lstat_sync(&self, path: String) -> Result<StatInfo> {
+        now(async { self.inner.lstat(&path).await.map(StatInfo::from) })
+    }
+
+    /// `exists` without a promise.
+    #[napi]
+    pub fn exists_sync(&self, path: String) -> Result<bool> {
+        now(self.inner.exists(&path))
+    }
+
+    /// `readFile` without a promise.
+    #[napi]
+    pub fn read_file_sync(&self, path: String) -> Result<Buffer> {
+        now(async { self.inner.read_file(&path).await.map(buffer) })
+    }
+
+    /// `writeFile` without a promise.
+    #[napi]
+    pub fn write_file_sync(&self, path: String, data: Either<String, Buffer>) -> Result<()> {
+        now(self.inner.write_file(&path, bytes(data)))
+    }
+
+    /// `readdir` without a promise.
+    #[napi]
+    pub fn readdir_sync(&self, path: String) -> Result<Vec<Dirent>> {
+        now(async { Ok(self.inner.read_dir(&path).await?.into_iter().map(Dirent::from).collect()) })
+    }
+}

@@ -1,0 +1,8 @@
+// ES module entry: the same classes as the CommonJS build, re-exported by name.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const vfs = require('./dist/index.js')
+
+export const { Mirage, Session, Stats, Dirent, memory, local, isMirageError } = vfs
+export default vfs
