@@ -1,0 +1,124 @@
+// Resources written in JavaScript: mounted, read, written through sessions, committed to, and
+// their errors arrive with the right codes.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { Mirage } from '@mirage/vfs'
+import { rejectsWith } from './helpers.mjs'
+
+function fsError(code, message) {
+  return Object.assign(new Error(message), { code })
+}
+
+/** A flat in-memory map resource, recording every primitive called. */
+function mapResource(initial = {}) {
+  const files = new Map(Object.entries(initial).map(([k, v]) => [k, Buffer.from(v)]))
+  const calls = []
+  return {
+    files,
+    calls,
+    name: 'map',
+    async stat(path) {
+      calls.push(['stat', path])
+      if (path === '/') return { kind: 'directory', size: 0 }
+      const f = files.get(path)
+      if (!f) throw fsError('ENOENT', `no ${path}`)
+      return { kind: 'file', size: f.length, mtimeMs: 1000 }
+    },
+    async read(path, offset, length) {
+      calls.push(['read', path, offset, length])
+      if (path === '/secret') throw fsError('EACCES', 'not for you')
+      return files.get(path).subarray(offset, offset + length)
+    },
+    async list() {
+      return [...files.keys()].map((k) => ({ name: k.slice(1), kind: 'file' }))
+    },
+    async create(path) {
+      files.set(path, Buffer.alloc(0))
+    },
+    async write(path, offset, data) {
+      const old = files.get(path)
+      const next = Buffer.alloc(Math.max(old.length, offset + data.length))
+      old.copy(next)
+      data.copy(next, offset)
+      files.set(path, next)
+    },
+    async truncate(path, length) {
+      const next = Buffer.alloc(length)
+      files.get(path).copy(next, 0, 0, length)
+      files.set(path, next)
+    },
+    async remove(path) {
+      files.delete(path)
+    },
+  }
+}
+
+test('a TypeScript resource is read through a session and committed to', async () => {
+  const resource = mapResource({ '/a.txt': 'alpha', '/secret': 'x' })
+  const mirage = new Mirage()
+  mirage.mount('/js', resource)
+  const s = mirage.createSession('main')
+  assert.equal(await s.readFile('/js/a.txt', 'utf8'), 'alpha')
+  assert.equal((await s.read('/js/a.txt', { offset: 1, length: 3 })).toString(), 'lph')
+  assert.ok(resource.calls.some(([op, , offset, length]) => op === 'read' && offset === 1 && length === 3), 'ranged')
+  assert.deepEqual(await s.readdir('/js'), ['a.txt', 'secret'])
+  await s.writeFile('/js/b.txt', 'beta')
+  await s.rm('/js/a.txt')
+  assert.equal(resource.files.has('/b.txt'), false, 'nothing reaches the resource before commit')
+  const report = await s.commit()
+  assert.deepEqual(report.applied.sort(), ['/js/a.txt', '/js/b.txt'])
+  assert.deepEqual([...resource.files.keys()].sort(), ['/b.txt', '/secret'])
+  assert.equal(resource.files.get('/b.txt').toString(), 'beta')
+})
+
+test('errors thrown by a TypeScript resource keep their codes', async () => {
+  const mirage = new Mirage()
+  mirage.mount('/js', mapResource({ '/secret': 'x' }))
+  const s = mirage.createSession('main')
+  const denied = await rejectsWith(s.readFile('/js/secret'), 'EACCES')
+  assert.match(denied.message, /not for you/)
+  assert.equal(denied.path, '/js/secret')
+  await rejectsWith(s.readFile('/js/missing'), 'ENOENT')
+  const broken = new Mirage()
+  broken.mount('/b', {
+    async stat() {
+      throw new Error('backend exploded')
+    },
+    async read() {
+      return new Uint8Array()
+    },
+    async list() {
+      return []
+    },
+  })
+  const e = await rejectsWith(broken.createSession('x').stat('/b/anything'), 'EIO')
+  assert.match(e.message, /backend exploded/)
+})
+
+test('a resource without write primitives is mounted read-only', async () => {
+  const mirage = new Mirage()
+  mirage.mount('/ro', {
+    async stat(path) {
+      return path === '/' ? { kind: 'directory', size: 0 } : { kind: 'file', size: 2 }
+    },
+    async read() {
+      return Buffer.from('ok')
+    },
+    async list() {
+      return [{ name: 'f', kind: 'file' }]
+    },
+  })
+  assert.deepEqual(mirage.mounts(), [{ path: '/ro', readOnly: true }])
+  const s = mirage.createSession('main')
+  assert.equal(await s.readFile('/ro/f', 'utf8'), 'ok')
+  await rejectsWith(s.writeFile('/ro/f', 'no'), 'EROFS')
+})
+
+test('sync calls refuse mounts that must wait for JavaScript', async () => {
+  const mirage = new Mirage()
+  mirage.mount('/js', mapResource({ '/a': 'a' }))
+  const s = mirage.createSession('main')
+  assert.throws(() => s.readFileSync('/js/a'), { code: 'ENOTSUP' })
+  assert.equal(await s.readFile('/js/a', 'utf8'), 'a')
+})
