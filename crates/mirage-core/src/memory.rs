@@ -75,12 +75,15 @@ fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
 impl Tree {
     /// Checks that every ancestor of `path` is a directory (not a link, not a file).
     fn check_parents(&self, op: &'static str, path: &VPath) -> Result<()> {
-        let mut ancestors: Vec<VPath> = path.ancestors().collect();
+        let mut ancestors: Vec<&str> = path.ancestor_strs().collect();
         ancestors.reverse();
         for dir in ancestors {
-            match self.entries.get(&dir).map(|e| &e.content) {
+            match self.entries.get(dir).map(|e| &e.content) {
                 Some(Content::Dir) => {}
-                Some(Content::Symlink(_)) => return Err(err(ErrorKind::FilesystemLoop, op, &dir)),
+                Some(Content::Symlink(_)) => {
+                    let link = VPath::parse(dir).expect("an ancestor of a valid path is valid");
+                    return Err(err(ErrorKind::FilesystemLoop, op, &link));
+                }
                 Some(Content::File(_)) => return Err(err(ErrorKind::NotADirectory, op, path)),
                 None => return Err(err(ErrorKind::NotFound, op, path)),
             }

@@ -4,7 +4,7 @@
 //! points that no resource covers (`/mnt` when only `/mnt/data` is mounted) appear as synthetic,
 //! read-only directories.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -19,9 +19,11 @@ pub struct MountOptions {
     pub read_only: bool,
 }
 
-/// One entry of the mount table.
+/// One entry of the mount table; cheap to clone (a shared handle).
 #[derive(Clone)]
-pub struct Mount {
+pub struct Mount(Arc<MountEntry>);
+
+struct MountEntry {
     point: VPath,
     resource: Arc<dyn Resource>,
     read_only: bool,
@@ -30,23 +32,23 @@ pub struct Mount {
 impl Mount {
     /// Where the resource appears in the virtual tree.
     pub fn point(&self) -> &VPath {
-        &self.point
+        &self.0.point
     }
 
     /// The resource itself.
     pub fn resource(&self) -> &Arc<dyn Resource> {
-        &self.resource
+        &self.0.resource
     }
 
     /// True when writes are refused, by the mount options or by the resource.
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.0.read_only
     }
 }
 
 impl fmt::Debug for Mount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mount").field("point", &self.point).field("read_only", &self.read_only).finish()
+        f.debug_struct("Mount").field("point", self.point()).field("read_only", &self.is_read_only()).finish()
     }
 }
 
@@ -65,6 +67,8 @@ pub enum Route {
 #[derive(Clone, Debug, Default)]
 pub struct MountTable {
     mounts: BTreeMap<VPath, Mount>,
+    /// Every proper ancestor of a mount point: the directories that exist because of them.
+    above: BTreeSet<VPath>,
 }
 
 impl MountTable {
@@ -84,7 +88,8 @@ impl MountTable {
                 .with_detail("a resource is already mounted there (unmount it first)"));
         }
         let read_only = options.read_only || resource.capabilities().read_only;
-        self.mounts.insert(point.clone(), Mount { point, resource, read_only });
+        self.mounts.insert(point.clone(), Mount(Arc::new(MountEntry { point, resource, read_only })));
+        self.index();
         Ok(())
     }
 
@@ -93,9 +98,16 @@ impl MountTable {
     /// # Errors
     /// `NotFound` when nothing is mounted at `point`.
     pub fn unmount(&mut self, point: &VPath) -> Result<Arc<dyn Resource>> {
-        self.mounts.remove(point).map(|m| m.resource).ok_or_else(|| {
+        let mount = self.mounts.remove(point).ok_or_else(|| {
             Error::new(ErrorKind::NotFound, "unmount").with_path(point.clone()).with_detail("not a mount point")
-        })
+        })?;
+        self.index();
+        Ok(mount.resource().clone())
+    }
+
+    /// Recomputes the directories above mount points.
+    fn index(&mut self) {
+        self.above = self.mounts.keys().flat_map(VPath::ancestors).collect();
     }
 
     /// Every mount, in path order.
@@ -110,13 +122,13 @@ impl MountTable {
 
     /// Routes `path` to the mount with the longest matching mount point.
     pub fn route(&self, path: &VPath) -> Route {
-        let covering = std::iter::once(path.clone()).chain(path.ancestors()).find_map(|p| self.mounts.get(&p));
+        let covering = std::iter::once(path.as_str()).chain(path.ancestor_strs()).find_map(|p| self.mounts.get(p));
         match covering {
             Some(mount) => {
-                let inner = path.strip_prefix(&mount.point).expect("mount point is a prefix");
+                let inner = path.strip_prefix(mount.point()).expect("mount point is a prefix");
                 Route::Resource(mount.clone(), inner)
             }
-            None if self.has_mounts_below(path) => Route::Synthetic,
+            None if self.is_above_mounts(path) => Route::Synthetic,
             None => Route::Nothing,
         }
     }
@@ -134,8 +146,9 @@ impl MountTable {
         names
     }
 
-    fn has_mounts_below(&self, path: &VPath) -> bool {
-        !self.children_of(path).is_empty()
+    /// True when mount points lie below `path`.
+    pub fn is_above_mounts(&self, path: &VPath) -> bool {
+        self.above.contains(path.as_str())
     }
 }
 

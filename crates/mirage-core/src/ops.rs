@@ -26,6 +26,13 @@ fn fresh_attr(mode: u32) -> Attr {
 }
 
 impl Session {
+    /// Journals and applies `records`, releasing the view they were computed from first, so
+    /// that the session's maps are updated in place rather than copied.
+    fn apply(&self, view: View, records: Vec<Record>) -> Result<()> {
+        drop(view);
+        self.hub.record(records)
+    }
+
     fn set(&self, path: &VPath, node: Arc<Node>) -> Record {
         Record::Set { session: self.id, path: path.clone(), node }
     }
@@ -67,7 +74,7 @@ impl Session {
             None => 0o644,
         };
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data.into())));
-        self.hub.record(vec![self.set(&path, node)])
+        self.apply(view, vec![self.set(&path, node)])
     }
 
     /// Creates an empty file; fails if anything exists at `path` (O_CREAT | O_EXCL).
@@ -84,7 +91,7 @@ impl Session {
             return Err(err(ErrorKind::AlreadyExists, "create", &path));
         }
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::empty()));
-        self.hub.record(vec![self.set(&path, node)])
+        self.apply(view, vec![self.set(&path, node)])
     }
 
     /// Writes `data` at `offset` into the existing file at `path`, extending it as needed.
@@ -165,7 +172,7 @@ impl Session {
         } else {
             self.set(&path, Arc::new(Node { stamp, attr, ..node }))
         };
-        self.hub.record(vec![record])
+        self.apply(view, vec![record])
     }
 
     /// Creates a directory whose parent exists.
@@ -182,7 +189,7 @@ impl Session {
             return Err(err(ErrorKind::AlreadyExists, "mkdir", &path));
         }
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::Dir { opaque: true });
-        self.hub.record(vec![self.set(&path, node)])
+        self.apply(view, vec![self.set(&path, node)])
     }
 
     /// Creates a directory and any missing parents; succeeds if it already exists.
@@ -232,7 +239,7 @@ impl Session {
                 .with_detail("this resource cannot hold symbolic links"));
         }
         let node = self.new_node(found.origin(), fresh_attr(0o777), NodeKind::Symlink(target.to_owned()));
-        self.hub.record(vec![self.set(&path, node)])
+        self.apply(view, vec![self.set(&path, node)])
     }
 
     /// Removes a file or symbolic link.
@@ -275,7 +282,7 @@ impl Session {
         }
         self.check_writable(op, &path)?;
         let node = self.new_node(found.origin(), fresh_attr(0), NodeKind::Whiteout);
-        self.hub.record(vec![self.set(&path, node)])
+        self.apply(view, vec![self.set(&path, node)])
     }
 
     /// Removes `path` and everything below it (`rm -r`); with `force`, a missing path is
@@ -359,7 +366,7 @@ impl Session {
             records.push(self.set(&source, whiteout));
         }
         records.sort_by_key(|r| matches!(r, Record::Set { node, .. } if node.file_type().is_none()));
-        self.hub.record(records)
+        self.apply(view, records)
     }
 
     /// Copies the file at `from` to `to` (content is shared, not duplicated).
@@ -385,7 +392,7 @@ impl Session {
         let node = self.copy_up(&from, &found).await?;
         let node =
             Node { stamp: self.hub.next_stamp(), origin: existing.origin(), attr: fresh_attr(node.attr.mode), ..node };
-        self.hub.record(vec![self.set(&to, Arc::new(node))])
+        self.apply(view, vec![self.set(&to, Arc::new(node))])
     }
 
     /// Sets the permission bits of `path` (following symbolic links).
@@ -421,6 +428,6 @@ impl Session {
         let mut node = self.copy_up(&path, &found).await?;
         change(&mut node.attr);
         node.stamp = self.hub.next_stamp();
-        self.hub.record(vec![self.set(&path, Arc::new(node))])
+        self.apply(view, vec![self.set(&path, Arc::new(node))])
     }
 }

@@ -155,6 +155,14 @@ impl FileData {
         FileData { size: base.len, base: Some(base), chunks: OrdMap::new() }
     }
 
+    /// The content, when it is one chunk at index 0 that holds the whole file.
+    pub(crate) fn single_chunk(&self) -> Option<&Bytes> {
+        if self.chunks.len() != 1 {
+            return None;
+        }
+        self.chunks.get(&0).filter(|chunk| chunk.len() as u64 == self.size)
+    }
+
     fn base_len(&self) -> u64 {
         self.base.as_ref().map_or(0, |b| b.len)
     }

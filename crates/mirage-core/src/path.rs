@@ -6,6 +6,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,12 +23,12 @@ pub const PATH_MAX: usize = 4096;
 /// Ordering is byte-wise, so every descendant of a path sorts in one contiguous run after it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct VPath(String);
+pub struct VPath(Arc<str>);
 
 impl VPath {
     /// The root path `/`.
     pub fn root() -> Self {
-        VPath("/".to_owned())
+        VPath(Arc::from("/"))
     }
 
     /// Parses an absolute path, normalising `.`, `..` and repeated slashes.
@@ -40,7 +41,24 @@ impl VPath {
             return Err(Error::new(ErrorKind::InvalidInput, "parse path")
                 .with_detail(format!("'{path}' is not absolute (virtual paths start with '/')")));
         }
+        if Self::is_normal(path) {
+            return Ok(VPath(Arc::from(path)));
+        }
         Self::root().join(path)
+    }
+
+    /// True when `path` is absolute and already in normal form within the limits, so that
+    /// parsing it is a plain copy (the common case on hot paths).
+    fn is_normal(path: &str) -> bool {
+        if path == "/" {
+            return true;
+        }
+        path.len() <= PATH_MAX
+            && !path.ends_with('/')
+            && !path.contains('\0')
+            && path[1..]
+                .split('/')
+                .all(|name| !name.is_empty() && name != "." && name != ".." && name.len() <= NAME_MAX)
     }
 
     /// Resolves `rel` against this path: an absolute `rel` replaces it, a relative one is
@@ -80,7 +98,7 @@ impl VPath {
         if out.len() > PATH_MAX {
             return bad(ErrorKind::NameTooLong, format!("path is {} bytes (at most {PATH_MAX})", out.len()));
         }
-        Ok(VPath(out))
+        Ok(VPath(Arc::from(out)))
     }
 
     /// Appends one validated file name (no slash, not `.` or `..`).
@@ -112,7 +130,7 @@ impl VPath {
             return None;
         }
         let cut = self.0.rfind('/').unwrap_or(0);
-        Some(if cut == 0 { Self::root() } else { VPath(self.0[..cut].to_owned()) })
+        Some(if cut == 0 { Self::root() } else { VPath(Arc::from(&self.0[..cut])) })
     }
 
     /// The last component; `None` for the root.
@@ -128,6 +146,18 @@ impl VPath {
         self.0.split('/').filter(|c| !c.is_empty())
     }
 
+    /// Every proper ancestor as a string slice, nearest first, ending with `/`; allocates
+    /// nothing (maps keyed by `VPath` look these up through `Borrow<str>`).
+    pub fn ancestor_strs(&self) -> impl Iterator<Item = &str> {
+        let s: &str = &self.0;
+        let mut end = if s == "/" { None } else { Some(s.len()) };
+        std::iter::from_fn(move || {
+            let cut = s[..end?].rfind('/')?;
+            end = if cut == 0 { None } else { Some(cut) };
+            Some(if cut == 0 { "/" } else { &s[..cut] })
+        })
+    }
+
     /// Every proper ancestor, nearest first, ending with `/`.
     pub fn ancestors(&self) -> impl Iterator<Item = VPath> {
         std::iter::successors(self.parent(), VPath::parent)
@@ -136,7 +166,7 @@ impl VPath {
     /// True when `self` equals `base` or lies below it.
     pub fn starts_with(&self, base: &VPath) -> bool {
         base.is_root()
-            || (self.0.starts_with(&base.0) && matches!(self.0.as_bytes().get(base.0.len()), None | Some(b'/')))
+            || (self.0.starts_with(&*base.0) && matches!(self.0.as_bytes().get(base.0.len()), None | Some(b'/')))
     }
 
     /// The part of `self` below `base`, as an absolute path (`/a/b` under `/a` is `/b`).
@@ -149,7 +179,7 @@ impl VPath {
             return Some(self.clone());
         }
         let rest = &self.0[base.0.len()..];
-        Some(if rest.is_empty() { Self::root() } else { VPath(rest.to_owned()) })
+        Some(if rest.is_empty() { Self::root() } else { VPath(Arc::from(rest)) })
     }
 
     /// `base` followed by this path's components: `/b` onto `/a` is `/a/b`.
@@ -159,7 +189,7 @@ impl VPath {
         } else if base.is_root() {
             self.clone()
         } else {
-            VPath(format!("{}{}", base.0, self.0))
+            VPath(Arc::from(format!("{}{}", base.0, self.0)))
         }
     }
 
@@ -185,7 +215,7 @@ impl TryFrom<String> for VPath {
 
 impl From<VPath> for String {
     fn from(p: VPath) -> String {
-        p.0
+        p.0.to_string()
     }
 }
 
@@ -223,6 +253,20 @@ impl fmt::Debug for VPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestor_slices_match_ancestors() {
+        for path in ["/", "/a", "/a/b", "/a/bc/d"] {
+            let p = VPath::parse(path).unwrap();
+            let owned: Vec<String> = p.ancestors().map(String::from).collect();
+            let slices: Vec<&str> = p.ancestor_strs().collect();
+            assert_eq!(owned, slices, "{path}");
+        }
+        for messy in ["/a//b", "/a/./b", "/a/../b", "/a/b/"] {
+            assert!(!VPath::is_normal(messy), "{messy}");
+        }
+        assert!(VPath::is_normal("/a/b.c/..d"));
+    }
 
     fn p(s: &str) -> VPath {
         VPath::parse(s).unwrap()

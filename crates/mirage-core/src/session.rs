@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::mount::{Mount, MountOptions, MountTable, Route};
-use crate::overlay::{Attr, BaseRef, FileData, Node, NodeKind, Origin, Segment, View, descendants};
+use crate::overlay::{Attr, BaseRef, CHUNK, FileData, Node, NodeKind, Origin, Segment, View, descendants};
 use crate::path::VPath;
 use crate::resource::{DirEntry, FileType, Metadata, Resource, Version};
 use crate::state::{Record, SessionId, State};
@@ -381,9 +381,16 @@ impl Session {
     /// What `path` holds in `view`, without following a final symlink. Fails with
     /// `FilesystemLoop` when an intermediate component is a symlink.
     pub(crate) async fn lookup(&self, view: &View, path: &VPath) -> Result<Found> {
+        // An entry the overlay holds implies its ancestors are directories: removing or
+        // replacing a directory first whites out everything below it.
+        if let Some(node) = view.get(path)
+            && node.file_type().is_some()
+        {
+            return Ok(Found::Node(node.clone()));
+        }
         let mut opaque = false;
-        for ancestor in path.ancestors() {
-            if let Some(node) = view.get(&ancestor) {
+        for ancestor in path.ancestor_strs() {
+            if let Some(node) = view.get(ancestor) {
                 match &node.kind {
                     NodeKind::Dir { opaque: o } => opaque |= *o,
                     NodeKind::Whiteout => return Ok(Found::Absent),
@@ -403,10 +410,10 @@ impl Session {
             Route::Resource(mount, inner) => match mount.resource().stat(&inner).await {
                 Ok(meta) => Ok(Found::Resource(mount, inner, meta)),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    if self.hub.mounts().children_of(path).is_empty() {
-                        Ok(Found::Absent)
-                    } else {
+                    if self.hub.mounts().is_above_mounts(path) {
                         Ok(Found::Synthetic)
+                    } else {
+                        Ok(Found::Absent)
                     }
                 }
                 Err(e) => Err(e.in_mount(mount.point())),
@@ -601,6 +608,12 @@ impl Session {
 
     /// Assembles a range of an overlay file from its chunks and its base.
     pub(crate) async fn read_file_data(&self, path: &VPath, file: &FileData, offset: u64, len: u64) -> Result<Bytes> {
+        if offset == 0
+            && file.base.is_none()
+            && let Some(chunk) = file.single_chunk()
+        {
+            return Ok(chunk.slice(..(len.min(chunk.len() as u64) as usize)));
+        }
         let mut segments = file.plan_read(offset, len);
         if segments.len() == 1
             && let Segment::Data(bytes) = &segments[0]
@@ -629,7 +642,16 @@ impl Session {
             err(ErrorKind::NotFound, "read", path)
                 .with_detail(format!("its content lives on '{}', which is no longer mounted", base.mount))
         })?;
-        mount.resource().read(&base.inner, offset, len).await.map_err(|e| e.in_mount(&base.mount))
+        let resource = mount.resource();
+        let current = resource.stat(&base.inner).await.map_err(|e| e.in_mount(&base.mount))?;
+        if current.version != base.version {
+            return Err(Error::conflict("read", vec![path.clone()], "").with_path(path.clone()).with_detail(format!(
+                "'{}' changed on its resource after this session modified it; its unmodified \
+                     parts are no longer available (the session's own writes are kept)",
+                base.inner.rebase(&base.mount)
+            )));
+        }
+        resource.read(&base.inner, offset, len).await.map_err(|e| e.in_mount(&base.mount))
     }
 
     /// Lists the directory at `path`, sorted by name.
@@ -715,6 +737,13 @@ impl Session {
         let kind = match found {
             Found::Node(node) => return Ok(Node::clone(node)),
             Found::Resource(mount, inner, meta) => match meta.file_type {
+                // Small files are copied whole: a later change on the resource cannot leak
+                // into the session's copy, and any partial write would copy them anyway.
+                FileType::File if meta.size <= CHUNK => {
+                    let content =
+                        mount.resource().read(inner, 0, meta.size).await.map_err(|e| e.in_mount(mount.point()))?;
+                    NodeKind::File(FileData::from_bytes(content))
+                }
                 FileType::File => NodeKind::File(FileData::from_base(BaseRef {
                     mount: mount.point().clone(),
                     inner: inner.clone(),

@@ -70,6 +70,13 @@ impl SessionState {
             self.touched.insert(path.clone(), self.view.get(path).cloned());
         }
     }
+
+    /// Puts `node` at `path`, recording what it replaced as the starting point the first
+    /// time (one lookup in each map).
+    fn replace(&mut self, path: &VPath, node: Arc<Node>) {
+        let old = self.view.insert(path.clone(), node);
+        self.touched.entry(path.clone()).or_insert(old);
+    }
 }
 
 fn gone(session: SessionId) -> Error {
@@ -140,9 +147,7 @@ impl State {
             }
             Record::Set { session, path, node } => {
                 self.next_stamp = self.next_stamp.max(node.stamp + 1);
-                let s = self.session_mut(*session)?;
-                s.touch(path);
-                s.view.insert(path.clone(), node.clone());
+                self.session_mut(*session)?.replace(path, node.clone());
             }
             Record::Patch { session, path, stamp, attr, size, chunks } => {
                 self.next_stamp = self.next_stamp.max(stamp + 1);
@@ -161,8 +166,7 @@ impl State {
                 }
                 node.stamp = *stamp;
                 node.attr = *attr;
-                s.touch(path);
-                s.view.insert(path.clone(), Arc::new(node));
+                s.replace(path, Arc::new(node));
             }
             Record::Commit { child, winner_takes_all } => self.apply_commit(*child, *winner_takes_all)?,
             Record::Flushed { session, entries } => {

@@ -287,3 +287,39 @@ async fn a_root_commit_that_fails_midway_completes_when_retried() {
         assert_eq!(got, name.to_uppercase());
     }
 }
+
+/// Shrunk from the model test: an empty append copied the file up by reference, so a later
+/// change on the resource leaked into the session's copy.
+#[tokio::test]
+async fn regression_external_change_after_an_empty_append() {
+    let backend = Arc::new(MemoryResource::new());
+    let mirage = Mirage::new();
+    mirage.mount("/data", backend.clone(), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    let put = |data: &'static [u8]| {
+        let backend = backend.clone();
+        async move {
+            let stream = mirage_core::resource::once_stream(bytes::Bytes::from_static(data));
+            backend.put(&VPath::parse("/b").unwrap(), stream, mirage_core::Precondition::None).await.unwrap();
+        }
+    };
+    put(b"0").await;
+    s.append("/data/b", "").await.unwrap();
+    put(b"1").await;
+    assert_eq!(s.read_file("/data/b").await.unwrap(), "0");
+}
+
+#[tokio::test]
+async fn a_large_file_changed_under_the_session_is_a_conflict_not_a_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big"), vec![b'a'; 200_000]).unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    s.write("/w/big", 0, "B").await.unwrap();
+    std::fs::write(dir.path().join("big"), vec![b'z'; 200_000]).unwrap();
+    assert_eq!(s.read("/w/big", 0, 2).await.unwrap(), "Ba", "the session's own chunk is intact");
+    let e = s.read("/w/big", 150_000, 10).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert_eq!(s.commit(CommitOptions::default()).await.unwrap_err().kind(), ErrorKind::Conflict);
+}
