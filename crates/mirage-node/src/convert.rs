@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
-use napi::bindgen_prelude::{Either, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{Either, Float64ArraySlice, PromiseRaw, ToNapiValue};
 use napi::{Env, Status};
 use napi_derive::napi;
 
@@ -44,6 +44,48 @@ where
         Some(result) => result.map(Either::A).map_err(js_error),
         None => env.spawn_future(async move { fut.await.map_err(js_error) }).map(Either::B),
     }
+}
+
+/// As [`settle`], but the value is converted with `now` when it is ready at once (where an
+/// environment is at hand, e.g. to copy bytes into a JavaScript-owned buffer) and with
+/// `later` when it arrives on another thread.
+pub(crate) fn settle_map<'env, O, R, T, F>(
+    env: &'env Env,
+    fut: F,
+    now: impl FnOnce(&'env Env, O) -> napi::Result<R>,
+    later: fn(O) -> T,
+) -> napi::Result<Either<R, PromiseRaw<'env, T>>>
+where
+    T: ToNapiValue + Send + 'static,
+    O: Send + 'static,
+    F: Future<Output = mirage_core::Result<O>> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    match fut.as_mut().now_or_never() {
+        Some(result) => now(env, result.map_err(js_error)?).map(Either::A),
+        None => env.spawn_future(async move { fut.await.map(later).map_err(js_error) }).map(Either::B),
+    }
+}
+
+/// Writes the numbers of `meta` into `out` (kind code, size, mode, mtime, atime) and returns
+/// its version: a cheaper crossing than a fresh object per call.
+pub(crate) fn fill_stat(scratch: &mut Float64ArraySlice<'_>, meta: Metadata) -> napi::Result<String> {
+    // SAFETY: this runs on Node's thread inside a synchronous call, so no JavaScript touches
+    // the array while it is written.
+    let out = unsafe { scratch.as_mut() };
+    if out.len() < 5 {
+        return Err(napi::Error::new(Status::InvalidArg, "stat scratch needs 5 slots"));
+    }
+    out[0] = match meta.file_type {
+        FileType::File => 0.0,
+        FileType::Dir => 1.0,
+        FileType::Symlink => 2.0,
+    };
+    out[1] = meta.size as f64;
+    out[2] = f64::from(meta.mode);
+    out[3] = millis(meta.mtime);
+    out[4] = millis(meta.atime);
+    Ok(meta.version.0)
 }
 
 /// Runs `fut` to completion on the calling thread if it needs no waiting; otherwise fails

@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use mirage_core::{ChangeKind, CommitOptions};
 
-use crate::convert::{Dirent, StatInfo, from_millis, js_error, now, settle, type_name};
+use crate::convert::{Dirent, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name};
 
 /// One copy-on-write view of the whole tree.
 #[napi]
@@ -25,10 +25,28 @@ impl From<mirage_core::Session> for Session {
     }
 }
 
-fn bytes(data: Either<String, Buffer>) -> Bytes {
+fn bytes(data: Either<String, BufferSlice<'_>>) -> Bytes {
     match data {
         Either::A(text) => Bytes::from(text.into_bytes()),
         Either::B(buffer) => Bytes::copy_from_slice(&buffer),
+    }
+}
+
+/// Copies `bytes` into `pool` at `offset` when they fit (returning their length), or into a
+/// new JavaScript buffer.
+fn pooled<'env>(
+    env: &'env Env,
+    pool: &mut BufferSlice<'env>,
+    offset: u32,
+    bytes: &[u8],
+) -> Result<Either<u32, BufferSlice<'env>>> {
+    let start = offset as usize;
+    match pool.get_mut(start..start + bytes.len()) {
+        Some(target) => {
+            target.copy_from_slice(bytes);
+            Ok(Either::A(bytes.len() as u32))
+        }
+        None => BufferSlice::copy_from(env, bytes).map(Either::B),
     }
 }
 
@@ -78,18 +96,30 @@ impl Session {
         Ok(self.inner.parent().map_err(js_error)?.map(Session::from))
     }
 
-    /// Describes `path`, following symbolic links.
+    /// Describes `path`, following symbolic links. When the answer is ready at once, its
+    /// numbers go into `scratch` (kind code, size, mode, mtime, atime) and the version is
+    /// returned; otherwise a promise of the whole description.
     #[napi]
-    pub fn stat<'env>(&self, env: &'env Env, path: String) -> Result<Either<StatInfo, PromiseRaw<'env, StatInfo>>> {
+    pub fn stat<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        mut scratch: Float64ArraySlice<'_>,
+    ) -> Result<Either<String, PromiseRaw<'env, StatInfo>>> {
         let s = self.handle();
-        settle(env, async move { s.stat(&path).await.map(StatInfo::from) })
+        settle_map(env, async move { s.stat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
     }
 
-    /// Describes `path` itself (a symbolic link is not followed).
+    /// Describes `path` itself (a symbolic link is not followed), as `stat` does.
     #[napi]
-    pub fn lstat<'env>(&self, env: &'env Env, path: String) -> Result<Either<StatInfo, PromiseRaw<'env, StatInfo>>> {
+    pub fn lstat<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        mut scratch: Float64ArraySlice<'_>,
+    ) -> Result<Either<String, PromiseRaw<'env, StatInfo>>> {
         let s = self.handle();
-        settle(env, async move { s.lstat(&path).await.map(StatInfo::from) })
+        settle_map(env, async move { s.lstat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
     }
 
     /// Describes many paths in one call.
@@ -116,11 +146,24 @@ impl Session {
         settle(env, async move { s.exists(&path).await })
     }
 
-    /// Reads a whole file.
+    /// Reads a whole file. When the content is ready at once and fits, it is copied into
+    /// `pool` at `offset` and its length is returned (the wrapper hands out a view of the
+    /// pool, as Node does for small buffers); otherwise a new buffer, or a promise of one.
     #[napi]
-    pub fn read_file<'env>(&self, env: &'env Env, path: String) -> Result<Either<Buffer, PromiseRaw<'env, Buffer>>> {
+    pub fn read_file<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        mut pool: BufferSlice<'env>,
+        offset: u32,
+    ) -> Result<Either<Either<u32, BufferSlice<'env>>, PromiseRaw<'env, Buffer>>> {
         let s = self.handle();
-        settle(env, async move { s.read_file(&path).await.map(buffer) })
+        settle_map(
+            env,
+            async move { s.read_file(&path).await },
+            move |env, bytes| pooled(env, &mut pool, offset, &bytes),
+            buffer,
+        )
     }
 
     /// Reads many whole files in one call.
@@ -159,7 +202,7 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        data: Either<String, Buffer>,
+        data: Either<String, BufferSlice<'_>>,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
         let (s, data) = (self.handle(), bytes(data));
         settle(env, async move { s.write_file(&path, data).await })
@@ -171,7 +214,7 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        data: Either<String, Buffer>,
+        data: Either<String, BufferSlice<'_>>,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
         let (s, data) = (self.handle(), bytes(data));
         settle(env, async move { s.append(&path, data).await })
@@ -184,7 +227,7 @@ impl Session {
         env: &'env Env,
         path: String,
         offset: f64,
-        data: Either<String, Buffer>,
+        data: Either<String, BufferSlice<'_>>,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
         let (s, data) = (self.handle(), bytes(data));
         settle(env, async move { s.write(&path, offset as u64, data).await })
@@ -414,16 +457,17 @@ impl Session {
         self.inner.flush().map_err(js_error)
     }
 
-    /// `stat` without a promise (mounts that need no waiting only).
+    /// `stat` without a promise (mounts that need no waiting only), filling `scratch` as
+    /// `stat` does.
     #[napi]
-    pub fn stat_sync(&self, path: String) -> Result<StatInfo> {
-        now(async { self.inner.stat(&path).await.map(StatInfo::from) })
+    pub fn stat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<String> {
+        fill_stat(&mut scratch, now(self.inner.stat(&path))?)
     }
 
     /// `lstat` without a promise.
     #[napi]
-    pub fn lstat_sync(&self, path: String) -> Result<StatInfo> {
-        now(async { self.inner.lstat(&path).await.map(StatInfo::from) })
+    pub fn lstat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<String> {
+        fill_stat(&mut scratch, now(self.inner.lstat(&path))?)
     }
 
     /// `exists` without a promise.
@@ -434,13 +478,19 @@ impl Session {
 
     /// `readFile` without a promise.
     #[napi]
-    pub fn read_file_sync(&self, path: String) -> Result<Buffer> {
-        now(async { self.inner.read_file(&path).await.map(buffer) })
+    pub fn read_file_sync<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        mut pool: BufferSlice<'env>,
+        offset: u32,
+    ) -> Result<Either<u32, BufferSlice<'env>>> {
+        pooled(env, &mut pool, offset, &now(self.inner.read_file(&path))?)
     }
 
     /// `writeFile` without a promise.
     #[napi]
-    pub fn write_file_sync(&self, path: String, data: Either<String, Buffer>) -> Result<()> {
+    pub fn write_file_sync(&self, path: String, data: Either<String, BufferSlice<'_>>) -> Result<()> {
         now(self.inner.write_file(&path, bytes(data)))
     }
 

@@ -91,6 +91,21 @@ function settle<T>(call: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/** As {@link settle}, mapping the value; a settled value is mapped without an extra turn. */
+function settleMap<T, R>(call: () => T | Promise<T>, map: (value: T) => R): Promise<R> {
+  try {
+    const result = call()
+    if (result instanceof Promise) {
+      return result.then(map, (e: unknown) => {
+        throw convertError(e)
+      })
+    }
+    return Promise.resolve(map(result))
+  } catch (e) {
+    return Promise.reject(convertError(e))
+  }
+}
+
 /** Calls a synchronous native method, converting its errors. */
 function sync<T>(call: () => T): T {
   try {
@@ -99,6 +114,9 @@ function sync<T>(call: () => T): T {
     throw convertError(e)
   }
 }
+
+/** Size of a session's slab for small reads. */
+const POOL_SIZE = 64 * 1024
 
 /** Text or bytes to write. */
 export type Data = string | Uint8Array
@@ -128,6 +146,9 @@ export type EntryKind = 'file' | 'directory' | 'symlink'
 
 const S_IFMT: Record<EntryKind, number> = { file: 0o100000, directory: 0o040000, symlink: 0o120000 }
 
+/** Kind codes the native layer writes into a stat scratch array. */
+const KINDS: readonly EntryKind[] = ['file', 'directory', 'symlink']
+
 /** What `stat` and `lstat` report, shaped like `fs.Stats`. */
 export class Stats {
   /** File, directory or symbolic link. */
@@ -144,13 +165,24 @@ export class Stats {
   readonly version: string
 
   /** @internal */
-  constructor(info: native.StatInfo) {
-    this.kind = info.kind as EntryKind
-    this.size = info.size
-    this.mode = S_IFMT[this.kind] | info.mode
-    this.mtimeMs = info.mtimeMs
-    this.atimeMs = info.atimeMs
-    this.version = info.version
+  constructor(kind: EntryKind, size: number, mode: number, mtimeMs: number, atimeMs: number, version: string) {
+    this.kind = kind
+    this.size = size
+    this.mode = S_IFMT[kind] | mode
+    this.mtimeMs = mtimeMs
+    this.atimeMs = atimeMs
+    this.version = version
+  }
+
+  /** @internal */
+  static fromInfo(info: native.StatInfo): Stats {
+    return new Stats(info.kind as EntryKind, info.size, info.mode, info.mtimeMs, info.atimeMs, info.version)
+  }
+
+  /** @internal Builds stats from the numbers a native call left in `scratch`. */
+  static fromScratch(scratch: Float64Array, version: string): Stats {
+    const kind = KINDS[scratch[0] ?? 0] ?? 'file'
+    return new Stats(kind, scratch[1] ?? 0, scratch[2] ?? 0, scratch[3] ?? 0, scratch[4] ?? 0, version)
   }
 
   /** Modification time. */
@@ -249,6 +281,12 @@ function seconds(time: number | Date): number {
  */
 export class Session {
   readonly #native: native.Session
+  /** Where synchronous stat answers land (kind, size, mode, mtime, atime). */
+  readonly #scratch = new Float64Array(5)
+  /** A slab small reads are copied into; each result is a view of it, as Node does for
+   * small buffers. A new slab replaces a nearly full one. */
+  #pool = Buffer.allocUnsafeSlow(POOL_SIZE)
+  #poolUsed = 0
 
   /** @internal */
   constructor(session: native.Session) {
@@ -271,8 +309,25 @@ export class Session {
   readFile(path: string, options?: ReadFileOptions | null): Promise<Buffer>
   readFile(path: string, options?: Encoding | ReadFileOptions | null): Promise<Buffer | string> {
     const encoding = encodingOf(options)
-    const read = settle(() => this.#native.readFile(path))
-    return encoding === null ? read : read.then((b) => b.toString(encoding))
+    const read = (): Buffer | Promise<Buffer> => this.#pooled(this.#native.readFile(path, this.#pool, this.#poolStart()))
+    return encoding === null ? settle(read) : settleMap(read, (b) => b.toString(encoding))
+  }
+
+  /** Where the next pooled read goes; starts a new slab when this one is nearly full. */
+  #poolStart(): number {
+    if (POOL_SIZE - this.#poolUsed < 4096) {
+      this.#pool = Buffer.allocUnsafeSlow(POOL_SIZE)
+      this.#poolUsed = 0
+    }
+    return this.#poolUsed
+  }
+
+  /** Turns a pooled read's length into a view of the slab (other results pass through). */
+  #pooled<T>(result: number | T): Buffer | T {
+    if (typeof result !== 'number') return result
+    const view = this.#pool.subarray(this.#poolUsed, this.#poolUsed + result)
+    this.#poolUsed += (result + 7) & ~7
+    return view
   }
 
   /** Reads up to `length` bytes at `offset` (a ranged read; only those bytes are fetched). */
@@ -309,24 +364,34 @@ export class Session {
   readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>
   readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>
   readdir(path: string, options?: { withFileTypes?: boolean }): Promise<string[] | Dirent[]> {
-    return settle(() => this.#native.readdir(path)).then((entries) =>
-      options?.withFileTypes ? entries.map((e) => new Dirent(path, e)) : entries.map((e) => e.name),
+    return settleMap(
+      () => this.#native.readdir(path),
+      (entries) => (options?.withFileTypes ? entries.map((e) => new Dirent(path, e)) : entries.map((e) => e.name)),
     )
   }
 
   /** Describes `path`, following symbolic links. */
   stat(path: string): Promise<Stats> {
-    return settle(() => this.#native.stat(path)).then((info) => new Stats(info))
+    return this.#stat(() => this.#native.stat(path, this.#scratch))
   }
 
   /** Describes `path` itself (a symbolic link is not followed). */
   lstat(path: string): Promise<Stats> {
-    return settle(() => this.#native.lstat(path)).then((info) => new Stats(info))
+    return this.#stat(() => this.#native.lstat(path, this.#scratch))
+  }
+
+  #stat(call: () => string | Promise<native.StatInfo>): Promise<Stats> {
+    return settleMap<string | native.StatInfo, Stats>(call, (r) =>
+      typeof r === "string" ? Stats.fromScratch(this.#scratch, r) : Stats.fromInfo(r),
+    )
   }
 
   /** Describes many paths in one call. */
   statMany(paths: string[]): Promise<Stats[]> {
-    return settle(() => this.#native.statMany(paths)).then((list) => list.map((info) => new Stats(info)))
+    return settleMap(
+      () => this.#native.statMany(paths),
+      (list) => list.map((info) => Stats.fromInfo(info)),
+    )
   }
 
   /** True when `path` exists (following symbolic links). */
@@ -451,12 +516,12 @@ export class Session {
 
   /** `stat` without a promise, for mounts that need no waiting (memory, local). */
   statSync(path: string): Stats {
-    return new Stats(sync(() => this.#native.statSync(path)))
+    return Stats.fromScratch(this.#scratch, sync(() => this.#native.statSync(path, this.#scratch)))
   }
 
   /** `lstat` without a promise. */
   lstatSync(path: string): Stats {
-    return new Stats(sync(() => this.#native.lstatSync(path)))
+    return Stats.fromScratch(this.#scratch, sync(() => this.#native.lstatSync(path, this.#scratch)))
   }
 
   /** `exists` without a promise. */
@@ -469,7 +534,7 @@ export class Session {
   readFileSync(path: string, options?: ReadFileOptions | null): Buffer
   readFileSync(path: string, options?: Encoding | ReadFileOptions | null): Buffer | string {
     const encoding = encodingOf(options)
-    const content = sync(() => this.#native.readFileSync(path))
+    const content = this.#pooled(sync(() => this.#native.readFileSync(path, this.#pool, this.#poolStart())))
     return encoding === null ? content : content.toString(encoding)
   }
 
