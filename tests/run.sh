@@ -57,5 +57,6 @@ npm test --workspace @mirage/vfs
 step "examples"
 cargo run --quiet --locked -p mirage-examples --bin kv_resource >/dev/null
 cargo run --quiet --locked -p mirage-examples --bin agents >/dev/null
+npm run example --silent --workspace mirage-examples-ts >/dev/null
 echo
 echo "all tests passed"
