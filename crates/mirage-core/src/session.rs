@@ -383,7 +383,8 @@ impl Session {
     pub(crate) async fn lookup(&self, view: &View, path: &VPath) -> Result<Found> {
         // An entry the overlay holds implies its ancestors are directories: removing or
         // replacing a directory first whites out everything below it.
-        if let Some(node) = view.get(path)
+        let own = view.get(path);
+        if let Some(node) = own
             && node.file_type().is_some()
         {
             return Ok(Found::Node(node.clone()));
@@ -399,7 +400,7 @@ impl Session {
                 }
             }
         }
-        if let Some(node) = view.get(path) {
+        if let Some(node) = own {
             return Ok(Found::Node(node.clone()));
         }
         if opaque {
