@@ -71,6 +71,14 @@ function convertError(e: unknown): unknown {
   return err
 }
 
+/** Rethrows a native error as a {@link MirageError} (for promise rejections). */
+function rethrow(e: unknown): never {
+  throw convertError(e)
+}
+
+/** The settled promise of every write that finished at once. */
+const RESOLVED: Promise<void> = Promise.resolve()
+
 /** True for errors raised by Mirage. */
 export function isMirageError(e: unknown): e is MirageError {
   return e instanceof Error && typeof (e as Partial<MirageError>).code === 'string' && 'syscall' in e
@@ -308,9 +316,19 @@ export class Session {
   readFile(path: string, options: Encoding | (ReadFileOptions & { encoding: Encoding })): Promise<string>
   readFile(path: string, options?: ReadFileOptions | null): Promise<Buffer>
   readFile(path: string, options?: Encoding | ReadFileOptions | null): Promise<Buffer | string> {
+    // The hot path, written out: no closure, and a settled value needs one promise only.
     const encoding = encodingOf(options)
-    const read = (): Buffer | Promise<Buffer> => this.#pooled(this.#native.readFile(path, this.#pool, this.#poolStart()))
-    return encoding === null ? settle(read) : settleMap(read, (b) => b.toString(encoding))
+    let result: Buffer | Promise<Buffer>
+    try {
+      result = this.#pooled(this.#native.readFile(path, this.#pool, this.#poolStart()))
+    } catch (e) {
+      return Promise.reject(convertError(e))
+    }
+    if (result instanceof Promise) {
+      const converted = result.catch(rethrow)
+      return encoding === null ? converted : converted.then((b) => b.toString(encoding))
+    }
+    return Promise.resolve(encoding === null ? result : result.toString(encoding))
   }
 
   /** Where the next pooled read goes; starts a new slab when this one is nearly full. */
@@ -342,7 +360,13 @@ export class Session {
 
   /** Creates or replaces a file. */
   writeFile(path: string, content: Data): Promise<void> {
-    return settle(() => this.#native.writeFile(path, data(content)))
+    let result: undefined | Promise<undefined>
+    try {
+      result = this.#native.writeFile(path, data(content))
+    } catch (e) {
+      return Promise.reject(convertError(e))
+    }
+    return result instanceof Promise ? result.catch(rethrow) : RESOLVED
   }
 
   /** Appends to a file, creating it if needed. */
@@ -381,9 +405,14 @@ export class Session {
   }
 
   #stat(call: () => string | Promise<native.StatInfo>): Promise<Stats> {
-    return settleMap<string | native.StatInfo, Stats>(call, (r) =>
-      typeof r === "string" ? Stats.fromScratch(this.#scratch, r) : Stats.fromInfo(r),
-    )
+    let result: string | Promise<native.StatInfo>
+    try {
+      result = call()
+    } catch (e) {
+      return Promise.reject(convertError(e))
+    }
+    if (typeof result === 'string') return Promise.resolve(Stats.fromScratch(this.#scratch, result))
+    return result.then(Stats.fromInfo, rethrow)
   }
 
   /** Describes many paths in one call. */
