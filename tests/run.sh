@@ -58,5 +58,6 @@ step "examples"
 cargo run --quiet --locked -p mirage-examples --bin kv_resource >/dev/null
 cargo run --quiet --locked -p mirage-examples --bin agents >/dev/null
 npm run example --silent --workspace mirage-examples-ts >/dev/null
+npm run http --silent --workspace mirage-examples-ts >/dev/null
 echo
 echo "all tests passed"
