@@ -23,7 +23,48 @@ use crate::resource::{FileType, Version};
 pub(crate) const CHUNK: u64 = 64 * 1024;
 
 /// A session's changes: path to node, structurally shared between forks.
-pub(crate) type View = OrdMap<VPath, Arc<Node>>;
+///
+/// Kept twice over the same nodes: a hash map (HAMT) answers point lookups in a few pointer
+/// hops whatever the session's size, and an ordered map serves listings and subtree walks.
+/// Both are persistent, so cloning a view (a fork) stays O(1).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct View {
+    index: imbl::HashMap<VPath, Arc<Node>>,
+    ordered: OrdMap<VPath, Arc<Node>>,
+}
+
+impl View {
+    /// An empty view.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The node at `path`, if the session holds one.
+    pub(crate) fn get<Q>(&self, path: &Q) -> Option<&Arc<Node>>
+    where
+        Q: std::hash::Hash + Eq + ?Sized,
+        VPath: std::borrow::Borrow<Q>,
+    {
+        self.index.get(path)
+    }
+
+    /// Puts `node` at `path`; returns what was there.
+    pub(crate) fn insert(&mut self, path: VPath, node: Arc<Node>) -> Option<Arc<Node>> {
+        self.index.insert(path.clone(), node.clone());
+        self.ordered.insert(path, node)
+    }
+
+    /// Drops the node at `path`; returns it.
+    pub(crate) fn remove(&mut self, path: &VPath) -> Option<Arc<Node>> {
+        self.index.remove(path);
+        self.ordered.remove(path)
+    }
+
+    /// Every node strictly below `path`, in path order.
+    pub(crate) fn descendants(&self, path: &VPath) -> impl Iterator<Item = (&VPath, &Arc<Node>)> {
+        descendants(&self.ordered, path)
+    }
+}
 
 /// What the resource held at a path when a session first shadowed it; the root commit
 /// writes conditionally against it.

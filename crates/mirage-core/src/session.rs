@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::mount::{Mount, MountOptions, MountTable, Route};
-use crate::overlay::{Attr, BaseRef, CHUNK, FileData, Node, NodeKind, Origin, Segment, View, descendants};
+use crate::overlay::{Attr, BaseRef, CHUNK, FileData, Node, NodeKind, Origin, Segment, View};
 use crate::path::VPath;
 use crate::resource::{DirEntry, FileType, Metadata, Resource, Version};
 use crate::state::{Record, SessionId, State};
@@ -683,7 +683,7 @@ impl Session {
         for name in self.hub.mounts().children_of(path) {
             entries.insert(name, FileType::Dir);
         }
-        for (child, node) in descendants(view, path) {
+        for (child, node) in view.descendants(path) {
             if child.parent().as_ref() != Some(path) {
                 continue;
             }

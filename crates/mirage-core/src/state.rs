@@ -12,7 +12,7 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::overlay::{Attr, Node, NodeKind, Origin, View, descendants};
+use crate::overlay::{Attr, Node, NodeKind, Origin, View};
 use crate::path::VPath;
 
 /// Identifies a session within one [`crate::Mirage`] (and its store).
@@ -229,7 +229,9 @@ impl State {
             }
             if !is_dir {
                 conflicts.extend(
-                    descendants(&parent.view, path)
+                    parent
+                        .view
+                        .descendants(path)
                         .filter(|(d, _)| !self.unchanged(parent, child, d))
                         .map(|(d, _)| d.clone()),
                 );
