@@ -38,7 +38,7 @@ fi
 export PATH="$root/.venv/bin:$PATH"
 
 step "npm install"
-npm install --no-audit --no-fund
+npm install --no-audit --no-fund --ignore-scripts
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

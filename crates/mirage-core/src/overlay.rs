@@ -181,6 +181,13 @@ impl FileData {
     /// A file whose content is all in memory.
     pub(crate) fn from_bytes(data: Bytes) -> Self {
         let mut file = FileData { size: data.len() as u64, base: None, chunks: OrdMap::new() };
+        if file.size <= CHUNK {
+            // One chunk: keep the buffer itself (a slice would make it shared, allocating).
+            if file.size > 0 {
+                file.chunks.insert(0, data);
+            }
+            return file;
+        }
         let mut idx = 0;
         while idx * CHUNK < file.size {
             let start = (idx * CHUNK) as usize;
