@@ -140,6 +140,7 @@ impl Session {
                 new_size: new.map(|(_, s)| s),
             });
         }
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(changes)
     }
 
@@ -244,7 +245,8 @@ impl Session {
             ));
         }
         let me = inner.state.session(self.id)?;
-        let applied: Vec<VPath> = me.touched.keys().cloned().collect();
+        let mut applied: Vec<VPath> = me.touched.keys().cloned().collect();
+        applied.sort();
         let parent = me.parent.expect("a fork has a parent");
         let aborted = if options.winner_takes_all {
             inner

@@ -43,15 +43,13 @@ impl Session {
     async fn target(&self, view: &View, path: &VPath, follow: bool, op: &'static str) -> Result<(VPath, Found)> {
         let (path, found) = self.resolve(view, path, follow, op).await?;
         if !found.exists() {
+            // Resolution left no link in the parent's path, so one lookup describes it.
             let parent = path.parent().ok_or_else(|| err(ErrorKind::AlreadyExists, op, &path))?;
-            let (_, parent_found) = self.resolve(view, &parent, true, op).await?;
-            match parent_found.file_type() {
+            match self.lookup(view, &parent).await.map_err(|e| e.with_op(op))?.file_type() {
                 Some(FileType::Dir) => {}
                 Some(_) => return Err(err(ErrorKind::NotADirectory, op, &path)),
                 None => return Err(err(ErrorKind::NotFound, op, &path).with_detail("parent directory does not exist")),
             }
-        }
-        if !found.exists() {
             self.check_writable(op, &path)?;
         }
         Ok((path, found))

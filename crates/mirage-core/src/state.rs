@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -19,8 +18,9 @@ use crate::path::VPath;
 pub(crate) type SessionId = u64;
 
 /// What a session changed relative to where it started: path to the node it replaced
-/// (`None` when the path fell through to the resources).
-pub(crate) type Touched = OrdMap<VPath, Option<Arc<Node>>>;
+/// (`None` when the path fell through to the resources). Unordered (a persistent hash map):
+/// whoever needs an order sorts.
+pub(crate) type Touched = imbl::HashMap<VPath, Option<Arc<Node>>>;
 
 /// One session's state.
 #[derive(Clone, Debug)]
