@@ -172,15 +172,20 @@ impl Session {
         &self,
         env: &'env Env,
         paths: Vec<String>,
-    ) -> Result<Either<Vec<Buffer>, PromiseRaw<'env, Vec<Buffer>>>> {
+    ) -> Result<Either<Vec<BufferSlice<'env>>, PromiseRaw<'env, Vec<Buffer>>>> {
         let s = self.handle();
-        settle(env, async move {
-            let mut out = Vec::with_capacity(paths.len());
-            for path in paths {
-                out.push(buffer(s.read_file(&path).await?));
-            }
-            Ok(out)
-        })
+        settle_map(
+            env,
+            async move {
+                let mut out = Vec::with_capacity(paths.len());
+                for path in paths {
+                    out.push(s.read_file(&path).await?);
+                }
+                Ok(out)
+            },
+            |env, list| list.iter().map(|bytes| BufferSlice::copy_from(env, bytes)).collect(),
+            |list| list.into_iter().map(buffer).collect(),
+        )
     }
 
     /// Reads up to `length` bytes at `offset`.
@@ -191,9 +196,14 @@ impl Session {
         path: String,
         offset: f64,
         length: f64,
-    ) -> Result<Either<Buffer, PromiseRaw<'env, Buffer>>> {
+    ) -> Result<Either<BufferSlice<'env>, PromiseRaw<'env, Buffer>>> {
         let s = self.handle();
-        settle(env, async move { s.read(&path, offset as u64, length as u64).await.map(buffer) })
+        settle_map(
+            env,
+            async move { s.read(&path, offset as u64, length as u64).await },
+            BufferSlice::copy_from,
+            buffer,
+        )
     }
 
     /// Creates or replaces a file.
