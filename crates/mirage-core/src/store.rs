@@ -57,7 +57,7 @@ impl Journal {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(Error::new(ErrorKind::Conflict, "open store")
-                .with_detail(format!("store '{}' is in use by another process", dir.display())));
+                .with_detail(format!("store '{}' is already open (in this or another process)", dir.display())));
         }
         let path = dir.join("journal");
         let mut file = OpenOptions::new()

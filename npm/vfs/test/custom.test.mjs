@@ -122,3 +122,26 @@ test('sync calls refuse mounts that must wait for JavaScript', async () => {
   assert.throws(() => s.readFileSync('/js/a'), { code: 'ENOTSUP' })
   assert.equal(await s.readFile('/js/a', 'utf8'), 'a')
 })
+
+test('many concurrent calls on a TypeScript resource all settle with the right content', async () => {
+  const files = {}
+  for (let i = 0; i < 200; i++) files[`/f${i}`] = `content ${i}`
+  const resource = mapResource(files)
+  const slow = {
+    ...resource,
+    async read(path, offset, length) {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
+      return resource.read(path, offset, length)
+    },
+  }
+  const mirage = new Mirage()
+  mirage.mount('/js', slow)
+  const s = mirage.createSession('main')
+  const names = Object.keys(files)
+  const contents = await Promise.all(names.map((n) => s.readFile(`/js${n}`, 'utf8')))
+  assert.deepEqual(contents, names.map((n) => files[n]))
+  const fork = s.fork()
+  await Promise.all(names.slice(0, 50).map((n, i) => fork.writeFile(`/js${n}`, `changed ${i}`)))
+  assert.equal(await fork.readFile('/js/f7', 'utf8'), 'changed 7')
+  assert.equal(await s.readFile('/js/f7', 'utf8'), 'content 7')
+})
