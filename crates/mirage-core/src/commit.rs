@@ -151,7 +151,9 @@ impl Session {
         base: Option<&Arc<Node>>,
         now: Option<&Arc<Node>>,
     ) -> Result<Option<(FileType, u64, Option<u64>)>> {
-        if let Some(base) = base {
+        if let Some(base) = base
+            && !base.is_clean()
+        {
             return Ok(base.file_type().map(|t| (t, base.size(), Some(base.stamp))));
         }
         if !matches!(now.map(|n| &n.origin), Some(Origin::Present(..))) {
@@ -177,8 +179,8 @@ impl Session {
         let base = self.hub.lock().state.session(self.id)?.touched.get(&path).cloned();
         let view = self.view()?;
         let old = match base {
-            Some(Some(node)) => self.read_found(&path, &Found::Node(node), 0, u64::MAX).await.ok(),
-            Some(None) | None => match self.hub.route(&path) {
+            Some(Some(node)) if !node.is_clean() => self.read_found(&path, &Found::Node(node), 0, u64::MAX).await.ok(),
+            _ => match self.hub.route(&path) {
                 Route::Resource(mount, inner) => mount.resource().read(&inner, 0, u64::MAX).await.ok(),
                 _ => None,
             },
@@ -395,7 +397,7 @@ impl Session {
             let exists = step.current.is_some() && !removed[i];
             let wrap = |e: Error| e.in_mount(step.mount.point()).with_op("commit");
             match &step.node.kind {
-                NodeKind::Whiteout => continue,
+                NodeKind::Whiteout | NodeKind::Clean => continue,
                 NodeKind::Dir { .. } if !exists => {
                     resource.mkdir(&step.inner, step.node.attr.mode).await.map_err(wrap)?
                 }

@@ -117,6 +117,10 @@ pub(crate) enum NodeKind {
     Symlink(String),
     /// The path was removed in this session.
     Whiteout,
+    /// The change was written to the resources: the path reads through to them again. The
+    /// node stays, with the stamp of the change, so that forks taken earlier still see that
+    /// the path changed, and its `origin` is what the resource held afterwards.
+    Clean,
 }
 
 /// One overlay entry. Immutable: every change makes a new node with a new `stamp`.
@@ -136,8 +140,13 @@ impl Node {
             NodeKind::File(_) => Some(FileType::File),
             NodeKind::Dir { .. } => Some(FileType::Dir),
             NodeKind::Symlink(_) => Some(FileType::Symlink),
-            NodeKind::Whiteout => None,
+            NodeKind::Whiteout | NodeKind::Clean => None,
         }
+    }
+
+    /// True for a node that only records a change already written to the resources.
+    pub(crate) fn is_clean(&self) -> bool {
+        matches!(self.kind, NodeKind::Clean)
     }
 
     /// Size as `stat` reports it.
@@ -145,7 +154,7 @@ impl Node {
         match &self.kind {
             NodeKind::File(data) => data.size,
             NodeKind::Symlink(target) => target.len() as u64,
-            NodeKind::Dir { .. } | NodeKind::Whiteout => 0,
+            NodeKind::Dir { .. } | NodeKind::Whiteout | NodeKind::Clean => 0,
         }
     }
 }

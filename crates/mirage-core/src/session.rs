@@ -394,13 +394,16 @@ impl Session {
             if let Some(node) = view.get(ancestor) {
                 match &node.kind {
                     NodeKind::Dir { opaque: o } => opaque |= *o,
+                    NodeKind::Clean => {}
                     NodeKind::Whiteout => return Ok(Found::Absent),
                     NodeKind::File(_) => return Err(err(ErrorKind::NotADirectory, "lookup", path)),
                     NodeKind::Symlink(_) => return Err(err(ErrorKind::FilesystemLoop, "lookup", path)),
                 }
             }
         }
-        if let Some(node) = own {
+        if let Some(node) = own
+            && !node.is_clean()
+        {
             return Ok(Found::Node(node.clone()));
         }
         if opaque {
@@ -593,7 +596,7 @@ impl Session {
                 NodeKind::File(file) => self.read_file_data(path, file, offset, len).await,
                 NodeKind::Dir { .. } => Err(err(ErrorKind::IsADirectory, "read", path)),
                 NodeKind::Symlink(_) => Err(err(ErrorKind::InvalidInput, "read", path)),
-                NodeKind::Whiteout => Err(err(ErrorKind::NotFound, "read", path)),
+                NodeKind::Whiteout | NodeKind::Clean => Err(err(ErrorKind::NotFound, "read", path)),
             },
             Found::Resource(mount, inner, meta) => match meta.file_type {
                 FileType::File => {
@@ -688,9 +691,10 @@ impl Session {
                 continue;
             }
             let name = child.file_name().expect("a child has a name").to_owned();
-            match node.file_type() {
-                Some(t) => entries.insert(name, t),
-                None => entries.remove(&name),
+            match (node.file_type(), &node.kind) {
+                (Some(t), _) => entries.insert(name, t),
+                (None, NodeKind::Clean) => None,
+                (None, _) => entries.remove(&name),
             };
         }
         Ok(entries.into_iter().map(|(name, file_type)| DirEntry { name, file_type }).collect())

@@ -4,7 +4,7 @@
 //! replayed from the journal is exactly what happened. Records are self-contained: the
 //! content a write adds travels inside its record.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -45,7 +45,7 @@ pub(crate) enum Record {
     Patch { session: SessionId, path: VPath, stamp: u64, attr: Attr, size: u64, chunks: Vec<(u64, Bytes)> },
     /// Moves a child's changes into its parent (checked for conflicts beforehand).
     Commit { child: SessionId, winner_takes_all: bool },
-    /// A root session's entries were written to the resources: drop them from the overlay.
+    /// A root session's entries were written to the resources: they read through again.
     Flushed { session: SessionId, entries: Vec<(VPath, u64, Origin)> },
     /// Discards a session and its descendants.
     Abort { session: SessionId },
@@ -53,12 +53,10 @@ pub(crate) enum Record {
     Env { session: SessionId, cwd: VPath, env: BTreeMap<String, String> },
 }
 
-/// Every session, plus what the resources were left holding after root commits.
+/// Every session.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) sessions: BTreeMap<SessionId, SessionState>,
-    /// Stamp of a node written to the resources, and the resource's entry afterwards.
-    pub(crate) flushed: HashMap<u64, Origin>,
     pub(crate) next_session: SessionId,
     pub(crate) next_stamp: u64,
 }
@@ -170,13 +168,11 @@ impl State {
             }
             Record::Commit { child, winner_takes_all } => self.apply_commit(*child, *winner_takes_all)?,
             Record::Flushed { session, entries } => {
-                for (_, stamp, origin) in entries {
-                    self.flushed.insert(*stamp, origin.clone());
-                }
                 let s = self.session_mut(*session)?;
-                for (path, stamp, _) in entries {
-                    if s.view.get(path).is_some_and(|n| n.stamp == *stamp) {
-                        s.view.remove(path);
+                for (path, stamp, origin) in entries {
+                    if let Some(node) = s.view.get(path).filter(|n| n.stamp == *stamp).cloned() {
+                        let clean = Node { origin: origin.clone(), kind: NodeKind::Clean, ..Node::clone(&node) };
+                        s.view.insert(path.clone(), Arc::new(clean));
                         s.touched.remove(path);
                     }
                 }
@@ -203,12 +199,10 @@ impl State {
         }
     }
 
-    /// True when the parent still holds at `path` what the child started from (or wrote
-    /// exactly that to the resources since).
+    /// True when the parent still holds at `path` what the child started from (possibly
+    /// written to the resources since: a clean node keeps the stamp of the change).
     fn unchanged(&self, parent: &SessionState, child: &SessionState, path: &VPath) -> bool {
-        let now = parent.view.get(path).map(|n| n.stamp);
-        let base = Self::base_stamp(child, path);
-        now == base || (now.is_none() && base.is_some_and(|s| self.flushed.contains_key(&s)))
+        parent.view.get(path).map(|n| n.stamp) == Self::base_stamp(child, path)
     }
 
     /// Paths where committing `child` into its parent would overwrite a change the parent
@@ -248,17 +242,17 @@ impl State {
     fn apply_commit(&mut self, child_id: SessionId, winner_takes_all: bool) -> Result<()> {
         let child = self.session(child_id)?.clone();
         let parent_id = child.parent.ok_or_else(|| Error::new(ErrorKind::InvalidInput, "commit"))?;
+        let parent = self.session(parent_id)?;
         let mut nodes = Vec::new();
         for (path, base) in child.touched.iter() {
-            let node = child.view.get(path).cloned().map(|node| {
-                match base.as_ref().and_then(|b| self.flushed.get(&b.stamp)) {
-                    // The parent wrote the base to the resources: the new node's condition is
-                    // what the resource holds now.
-                    Some(origin) if &node.origin != origin => {
-                        Arc::new(Node { origin: origin.clone(), ..Node::clone(&node) })
-                    }
-                    _ => node,
+            let now = parent.view.get(path);
+            let node = child.view.get(path).cloned().map(|node| match (base, now) {
+                // The parent wrote the child's starting point to the resources: the new
+                // node's condition is what the resource holds now.
+                (Some(base), Some(now)) if !base.is_clean() && now.is_clean() && node.origin != now.origin => {
+                    Arc::new(Node { origin: now.origin.clone(), ..Node::clone(&node) })
                 }
+                _ => node,
             });
             nodes.push((path.clone(), node));
         }

@@ -45,19 +45,21 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// An overlay entry of the model: content (`None` for a deletion), its version, and the
-/// resource version it was based on.
+/// resource version it was based on. A clean entry was written to the resource and reads
+/// through to it; it keeps its version so that older forks see the change.
 #[derive(Clone, Debug)]
 struct MNode {
     ver: u64,
     content: Option<Vec<u8>>,
     origin: Option<u64>,
+    clean: bool,
 }
 
 #[derive(Clone, Debug, Default)]
 struct MSession {
     parent: Option<usize>,
     overlay: BTreeMap<usize, MNode>,
-    touched: BTreeMap<usize, Option<u64>>,
+    touched: BTreeMap<usize, Option<MNode>>,
 }
 
 /// The reference: flat files over one resource, sessions as maps.
@@ -65,7 +67,6 @@ struct MSession {
 struct Model {
     resource: BTreeMap<usize, (Vec<u8>, u64)>,
     sessions: Vec<Option<MSession>>,
-    flushed: BTreeMap<u64, Option<u64>>,
     next: u64,
 }
 
@@ -78,8 +79,8 @@ impl Model {
     fn read(&self, s: usize, p: usize) -> Option<Vec<u8>> {
         let sess = self.sessions[s].as_ref().unwrap();
         match sess.overlay.get(&p) {
-            Some(node) => node.content.clone(),
-            None => self.resource.get(&p).map(|(c, _)| c.clone()),
+            Some(node) if !node.clean => node.content.clone(),
+            _ => self.resource.get(&p).map(|(c, _)| c.clone()),
         }
     }
 
@@ -87,10 +88,13 @@ impl Model {
         let ver = self.ver();
         let resource_ver = self.resource.get(&p).map(|(_, v)| *v);
         let sess = self.sessions[s].as_mut().unwrap();
-        let origin = sess.overlay.get(&p).map_or(resource_ver, |n| n.origin);
-        let base = sess.overlay.get(&p).map(|n| n.ver);
+        let origin = match sess.overlay.get(&p) {
+            Some(node) if !node.clean => node.origin,
+            _ => resource_ver,
+        };
+        let base = sess.overlay.get(&p).cloned();
         sess.touched.entry(p).or_insert(base);
-        sess.overlay.insert(p, MNode { ver, content, origin });
+        sess.overlay.insert(p, MNode { ver, content, origin, clean: false });
     }
 
     fn subtree(&self, s: usize) -> Vec<usize> {
@@ -115,10 +119,7 @@ impl Model {
                 let conflicts: Vec<usize> = child
                     .touched
                     .iter()
-                    .filter(|(p, base)| {
-                        let now = par.overlay.get(p).map(|n| n.ver);
-                        !(now == **base || (now.is_none() && base.is_some_and(|b| self.flushed.contains_key(&b))))
-                    })
+                    .filter(|(p, base)| par.overlay.get(p).map(|n| n.ver) != base.as_ref().map(|b| b.ver))
                     .map(|(p, _)| *p)
                     .collect();
                 if !conflicts.is_empty() {
@@ -126,11 +127,14 @@ impl Model {
                 }
                 for (p, base) in &child.touched {
                     let mut node = child.overlay[p].clone();
-                    if let Some(origin) = base.and_then(|b| self.flushed.get(&b)) {
-                        node.origin = *origin;
-                    }
                     let par = self.sessions[parent].as_mut().unwrap();
-                    let prev = par.overlay.get(p).map(|n| n.ver);
+                    let prev = par.overlay.get(p).cloned();
+                    if let (Some(base), Some(now)) = (base, &prev)
+                        && !base.clean
+                        && now.clean
+                    {
+                        node.origin = now.origin;
+                    }
                     par.touched.entry(*p).or_insert(prev);
                     par.overlay.insert(*p, node.clone());
                     self.sessions[s].as_mut().unwrap().overlay.insert(*p, node);
@@ -174,9 +178,9 @@ impl Model {
                             None
                         }
                     };
-                    self.flushed.insert(node.ver, new);
+                    let clean = MNode { ver: node.ver, content: None, origin: new, clean: true };
                     let sess = self.sessions[s].as_mut().unwrap();
-                    sess.overlay.remove(p);
+                    sess.overlay.insert(*p, clean);
                     sess.touched.remove(p);
                 }
                 Vec::new()

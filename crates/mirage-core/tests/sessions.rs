@@ -323,3 +323,19 @@ async fn a_large_file_changed_under_the_session_is_a_conflict_not_a_mix() {
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     assert_eq!(s.commit(CommitOptions::default()).await.unwrap_err().kind(), ErrorKind::Conflict);
 }
+
+/// Shrunk from the directory model test: a change the parent made after the fork and then
+/// wrote to the resource must still conflict with the fork's change to the same path.
+#[tokio::test]
+async fn regression_a_change_already_committed_to_the_resource_still_conflicts() {
+    let (_m, main) = setup();
+    let fork = main.fork().unwrap();
+    fork.write_file("/data/d", "a file").await.unwrap();
+    main.mkdir("/data/d", 0o755).await.unwrap();
+    main.commit(CommitOptions::default()).await.unwrap();
+    let e = fork.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert_eq!(e.conflicts(), &[VPath::parse("/data/d").unwrap()]);
+    assert!(main.stat("/data/d").await.unwrap().is_dir());
+    assert_eq!(fork.read_file("/data/d").await.unwrap(), "a file");
+}
