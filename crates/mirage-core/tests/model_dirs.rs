@@ -18,6 +18,7 @@ enum Op {
     Remove { session: usize, path: usize },
     Mkdir { session: usize },
     Rmdir { session: usize },
+    Rename { session: usize, from: usize, to: usize },
     Read { session: usize, path: usize },
     List { session: usize, dir: bool },
     Fork { session: usize },
@@ -34,6 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (s.clone(), p.clone()).prop_map(|(session, path)| Op::Remove { session, path }),
         3 => s.clone().prop_map(|session| Op::Mkdir { session }),
         2 => s.clone().prop_map(|session| Op::Rmdir { session }),
+        2 => (s.clone(), p.clone(), p.clone()).prop_map(|(session, from, to)| Op::Rename { session, from, to }),
         3 => (s.clone(), p.clone()).prop_map(|(session, path)| Op::Read { session, path }),
         2 => (s.clone(), any::<bool>()).prop_map(|(session, dir)| Op::List { session, dir }),
         2 => s.clone().prop_map(|session| Op::Fork { session }),
@@ -287,6 +289,29 @@ async fn run(ops: Vec<Op>) {
                 assert_eq!(got, want, "rmdir in session {session}");
                 if want.is_none() {
                     model.set(session, "d", Kind::Gone);
+                }
+            }
+            Op::Rename { session, from, to } if live(session) && from != to => {
+                // Files only: moving the directory itself is covered elsewhere.
+                let (f, t) = (PATHS[from], PATHS[to]);
+                if model.get(session, f) == Some(Kind::Dir) || model.get(session, t) == Some(Kind::Dir) {
+                    continue;
+                }
+                let got = real.session(session).rename(&full(f), &full(t)).await.err().map(|e| e.kind());
+                let parent_ok = |p: &'static str| match parent_of(p).map(|d| model.get(session, d)) {
+                    None | Some(Some(Kind::Dir)) => None,
+                    Some(Some(Kind::File(_))) => Some(ErrorKind::NotADirectory),
+                    Some(_) => Some(ErrorKind::NotFound),
+                };
+                let want = match model.get(session, f) {
+                    None => Some(parent_ok(f).unwrap_or(ErrorKind::NotFound)),
+                    Some(_) => parent_ok(t),
+                };
+                assert_eq!(got, want, "rename {f} -> {t} in session {session}");
+                if want.is_none() {
+                    let content = model.get(session, f).expect("checked");
+                    model.set(session, t, content);
+                    model.set(session, f, Kind::Gone);
                 }
             }
             Op::Read { session, path } if live(session) => {
