@@ -46,8 +46,9 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo nextest run"
 cargo nextest run --workspace --locked --no-fail-fast
-step "doctests"
+step "doctests and docs"
 cargo test --workspace --doc --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "build @mirage/vfs"
 npm run build --workspace @mirage/vfs
