@@ -64,6 +64,35 @@ impl View {
     pub(crate) fn descendants(&self, path: &VPath) -> impl Iterator<Item = (&VPath, &Arc<Node>)> {
         descendants(&self.ordered, path)
     }
+
+    /// The nodes directly below `dir`, in path order. Subtrees are skipped with one seek each,
+    /// so listing a directory costs its children, not everything below it.
+    pub(crate) fn children(&self, dir: &VPath) -> Vec<(&VPath, &Arc<Node>)> {
+        use std::ops::Bound;
+        let (prefix, end) = dir.descendants_range();
+        let mut from: Bound<String> = Bound::Included(prefix.clone());
+        let mut out = Vec::new();
+        loop {
+            let lower = match &from {
+                Bound::Included(s) => Bound::Included(s.as_str()),
+                Bound::Excluded(s) => Bound::Excluded(s.as_str()),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let Some((key, node)) = self.ordered.range::<_, str>((lower, Bound::Excluded(end.as_str()))).next() else {
+                break;
+            };
+            let rest = &key.as_str()[prefix.len()..];
+            from = match rest.find('/') {
+                None => {
+                    out.push((key, node));
+                    Bound::Excluded(key.as_str().to_owned())
+                }
+                // Below a child: "child0" is the first key after every "child/..." key.
+                Some(i) => Bound::Included(format!("{prefix}{}0", &rest[..i])),
+            };
+        }
+        out
+    }
 }
 
 /// What the resource held at a path when a session first shadowed it; the root commit

@@ -686,10 +686,7 @@ impl Session {
         for name in self.hub.mounts().children_of(path) {
             entries.insert(name, FileType::Dir);
         }
-        for (child, node) in view.descendants(path) {
-            if child.parent().as_ref() != Some(path) {
-                continue;
-            }
+        for (child, node) in view.children(path) {
             let name = child.file_name().expect("a child has a name").to_owned();
             match (node.file_type(), &node.kind) {
                 (Some(t), _) => entries.insert(name, t),

@@ -207,7 +207,7 @@ impl State {
 
     /// Paths where committing `child` into its parent would overwrite a change the parent
     /// received after the fork: the same path, an ancestor of an entry the child created, or
-    /// an entry below one the child deleted or replaced.
+    /// an entry below one the child deleted or replaced (a fresh directory replaces too).
     pub(crate) fn commit_conflicts(&self, child_id: SessionId) -> Result<Vec<VPath>> {
         let child = self.session(child_id)?;
         let Some(parent_id) = child.parent else { return Ok(Vec::new()) };
@@ -216,12 +216,13 @@ impl State {
         for (path, _) in child.touched.iter() {
             let node = child.view.get(path);
             let present = node.is_some_and(|n| n.file_type().is_some());
-            let is_dir = node.is_some_and(|n| matches!(n.kind, NodeKind::Dir { .. }));
+            // A fresh (opaque) directory replaces whatever was below it, as a deletion does.
+            let keeps_below = node.is_some_and(|n| matches!(n.kind, NodeKind::Dir { opaque: false }));
             let mut bad = !self.unchanged(parent, child, path);
             if present {
                 bad |= path.ancestors().any(|a| !self.unchanged(parent, child, &a));
             }
-            if !is_dir {
+            if !keeps_below {
                 conflicts.extend(
                     parent
                         .view

@@ -161,7 +161,9 @@ impl Model {
             if node.kind != Kind::Gone {
                 bad |= parent_of(path).is_some_and(|a| !self.unchanged(&parent, &child, a));
             }
-            if node.kind != Kind::Dir && *path == "d" {
+            // Every directory the model makes is fresh (opaque), so any change at `d`
+            // replaces what was below it.
+            if *path == "d" {
                 for below in ["d/x", "d/y"] {
                     if parent.overlay.contains_key(below) && !self.unchanged(&parent, &child, below) {
                         conflicts.push(below);

@@ -339,3 +339,19 @@ async fn regression_a_change_already_committed_to_the_resource_still_conflicts()
     assert!(main.stat("/data/d").await.unwrap().is_dir());
     assert_eq!(fork.read_file("/data/d").await.unwrap(), "a file");
 }
+
+/// Shrunk from the directory model test: re-creating a directory replaces what was below it,
+/// so it conflicts with a file the parent added there meanwhile.
+#[tokio::test]
+async fn regression_recreating_a_directory_conflicts_with_entries_added_below_it() {
+    let (_m, main) = setup();
+    main.mkdir("/data/d", 0o755).await.unwrap();
+    let fork = main.fork().unwrap();
+    main.write_file("/data/d/x", "added by the parent").await.unwrap();
+    main.commit(CommitOptions::default()).await.unwrap();
+    fork.rmdir("/data/d").await.unwrap();
+    fork.mkdir("/data/d", 0o755).await.unwrap();
+    let e = fork.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.conflicts(), &[VPath::parse("/data/d/x").unwrap()]);
+    assert_eq!(main.read_file("/data/d/x").await.unwrap(), "added by the parent");
+}
