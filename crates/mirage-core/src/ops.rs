@@ -336,6 +336,7 @@ impl Session {
             (FileType::Dir, Some(FileType::Dir)) if !self.list_found(&view, &to, &existing).await?.is_empty() => {
                 return Err(err(ErrorKind::DirectoryNotEmpty, "rename", &to));
             }
+            (FileType::Dir, Some(FileType::Dir)) => {}
             (FileType::Dir, Some(_)) => return Err(err(ErrorKind::NotADirectory, "rename", &to)),
             (_, Some(FileType::Dir)) => return Err(err(ErrorKind::IsADirectory, "rename", &to)),
             _ => {}

@@ -9,18 +9,20 @@ use std::sync::Arc;
 use mirage_core::{CommitOptions, ErrorKind, FileType, MemoryResource, Mirage, MountOptions, Resource, Session, VPath};
 use proptest::prelude::*;
 
-/// The paths in play: `d` is a directory (or whatever sessions make of it).
-const PATHS: [&str; 4] = ["a", "d", "d/x", "d/y"];
+/// The paths in play: `d` and `e` are directories (or whatever sessions make of them).
+const PATHS: [&str; 7] = ["a", "d", "d/x", "d/y", "e", "e/x", "e/y"];
+const DIRS: [&str; 2] = ["d", "e"];
 
 #[derive(Clone, Debug)]
 enum Op {
     Write { session: usize, path: usize, byte: u8 },
     Remove { session: usize, path: usize },
-    Mkdir { session: usize },
-    Rmdir { session: usize },
+    Mkdir { session: usize, dir: usize },
+    Rmdir { session: usize, dir: usize },
     Rename { session: usize, from: usize, to: usize },
+    RenameDir { session: usize, from: usize },
     Read { session: usize, path: usize },
-    List { session: usize, dir: bool },
+    List { session: usize, which: usize },
     Fork { session: usize },
     Commit { session: usize, winner_takes_all: bool },
     Abort { session: usize },
@@ -33,11 +35,12 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (s.clone(), p.clone(), any::<u8>()).prop_map(|(session, path, byte)| Op::Write { session, path, byte }),
         2 => (s.clone(), p.clone()).prop_map(|(session, path)| Op::Remove { session, path }),
-        3 => s.clone().prop_map(|session| Op::Mkdir { session }),
-        2 => s.clone().prop_map(|session| Op::Rmdir { session }),
+        3 => (s.clone(), 0..2usize).prop_map(|(session, dir)| Op::Mkdir { session, dir }),
+        2 => (s.clone(), 0..2usize).prop_map(|(session, dir)| Op::Rmdir { session, dir }),
+        2 => (s.clone(), 0..2usize).prop_map(|(session, from)| Op::RenameDir { session, from }),
         2 => (s.clone(), p.clone(), p.clone()).prop_map(|(session, from, to)| Op::Rename { session, from, to }),
         3 => (s.clone(), p.clone()).prop_map(|(session, path)| Op::Read { session, path }),
-        2 => (s.clone(), any::<bool>()).prop_map(|(session, dir)| Op::List { session, dir }),
+        2 => (s.clone(), 0..3usize).prop_map(|(session, which)| Op::List { session, which }),
         2 => s.clone().prop_map(|session| Op::Fork { session }),
         3 => (s.clone(), any::<bool>()).prop_map(|(session, winner_takes_all)| Op::Commit { session, winner_takes_all }),
         1 => s.prop_map(|session| Op::Abort { session }),
@@ -75,7 +78,11 @@ struct Model {
 }
 
 fn parent_of(path: &str) -> Option<&'static str> {
-    path.contains('/').then_some("d")
+    DIRS.into_iter().find(|d| path.strip_prefix(d).is_some_and(|rest| rest.starts_with('/')))
+}
+
+fn children(dir: &str) -> impl Iterator<Item = &'static str> + '_ {
+    PATHS.into_iter().filter(move |p| parent_of(p) == Some(dir))
 }
 
 impl Model {
@@ -161,10 +168,10 @@ impl Model {
             if node.kind != Kind::Gone {
                 bad |= parent_of(path).is_some_and(|a| !self.unchanged(&parent, &child, a));
             }
-            // Every directory the model makes is fresh (opaque), so any change at `d`
-            // replaces what was below it.
-            if *path == "d" {
-                for below in ["d/x", "d/y"] {
+            // Every directory the model makes is fresh (opaque), so any change at a directory
+            // path replaces what was below it.
+            if DIRS.contains(path) {
+                for below in children(path) {
                     if parent.overlay.contains_key(below) && !self.unchanged(&parent, &child, below) {
                         conflicts.push(below);
                     }
@@ -270,27 +277,53 @@ async fn run(ops: Vec<Op>) {
                     model.set(session, p, Kind::Gone);
                 }
             }
-            Op::Mkdir { session } if live(session) => {
-                let got = real.session(session).mkdir("/data/d", 0o755).await.err().map(|e| e.kind());
-                let want = model.get(session, "d").map(|_| ErrorKind::AlreadyExists);
-                assert_eq!(got, want, "mkdir in session {session}");
+            Op::Mkdir { session, dir } if live(session) => {
+                let d = DIRS[dir];
+                let got = real.session(session).mkdir(&full(d), 0o755).await.err().map(|e| e.kind());
+                let want = model.get(session, d).map(|_| ErrorKind::AlreadyExists);
+                assert_eq!(got, want, "mkdir {d} in session {session}");
                 if want.is_none() {
-                    model.set(session, "d", Kind::Dir);
+                    model.set(session, d, Kind::Dir);
                 }
             }
-            Op::Rmdir { session } if live(session) => {
-                let got = real.session(session).rmdir("/data/d").await.err().map(|e| e.kind());
-                let want = match model.get(session, "d") {
+            Op::Rmdir { session, dir } if live(session) => {
+                let d = DIRS[dir];
+                let got = real.session(session).rmdir(&full(d)).await.err().map(|e| e.kind());
+                let want = match model.get(session, d) {
                     None => Some(ErrorKind::NotFound),
                     Some(Kind::File(_)) => Some(ErrorKind::NotADirectory),
-                    _ if model.get(session, "d/x").is_some() || model.get(session, "d/y").is_some() => {
+                    _ if children(d).any(|c| model.get(session, c).is_some()) => Some(ErrorKind::DirectoryNotEmpty),
+                    _ => None,
+                };
+                assert_eq!(got, want, "rmdir {d} in session {session}");
+                if want.is_none() {
+                    model.set(session, d, Kind::Gone);
+                }
+            }
+            Op::RenameDir { session, from } if live(session) => {
+                let (f, t) = (DIRS[from], DIRS[1 - from]);
+                let want = match (model.get(session, f), model.get(session, t)) {
+                    (None, _) => Some(ErrorKind::NotFound),
+                    (Some(Kind::File(_)), _) => continue,
+                    (_, Some(Kind::File(_))) => Some(ErrorKind::NotADirectory),
+                    (_, Some(_)) if children(t).any(|c| model.get(session, c).is_some()) => {
                         Some(ErrorKind::DirectoryNotEmpty)
                     }
                     _ => None,
                 };
-                assert_eq!(got, want, "rmdir in session {session}");
+                let got = real.session(session).rename(&full(f), &full(t)).await.err().map(|e| e.kind());
+                assert_eq!(got, want, "rename {f} -> {t} in session {session}");
                 if want.is_none() {
-                    model.set(session, "d", Kind::Gone);
+                    let moved: Vec<(&'static str, Kind)> =
+                        children(f).filter_map(|c| Some((c, model.get(session, c)?))).collect();
+                    model.set(session, t, Kind::Dir);
+                    for (c, kind) in moved {
+                        let name = &c[f.len()..];
+                        let dest = PATHS.into_iter().find(|p| p.strip_prefix(t) == Some(name)).expect("same names");
+                        model.set(session, dest, kind);
+                        model.set(session, c, Kind::Gone);
+                    }
+                    model.set(session, f, Kind::Gone);
                 }
             }
             Op::Rename { session, from, to } if live(session) && from != to => {
@@ -333,24 +366,27 @@ async fn run(ops: Vec<Op>) {
                     }
                 }
             }
-            Op::List { session, dir } if live(session) => {
-                let (listed, base): (_, &str) = if dir { ("/data/d", "d/") } else { ("/data", "") };
-                let got = real.session(session).read_dir(listed).await;
-                if dir && model.get(session, "d") != Some(Kind::Dir) {
-                    assert!(got.is_err(), "listing a missing or file d");
+            Op::List { session, which } if live(session) => {
+                let (listed, base) = match which {
+                    0 => ("/data".to_owned(), ""),
+                    n => (full(DIRS[n - 1]), DIRS[n - 1]),
+                };
+                let got = real.session(session).read_dir(&listed).await;
+                if which > 0 && model.get(session, base) != Some(Kind::Dir) {
+                    assert!(got.is_err(), "listing a missing or file {base}");
                     continue;
                 }
                 let got: Vec<(String, FileType)> = got.unwrap().into_iter().map(|e| (e.name, e.file_type)).collect();
                 let want: Vec<(String, FileType)> = PATHS
                     .iter()
-                    .filter(|p| p.starts_with(base) && !p[base.len()..].contains('/') && p.len() > base.len())
+                    .filter(|p| if which == 0 { !p.contains('/') } else { parent_of(p) == Some(base) })
                     .filter_map(|p| {
                         let t = match model.get(session, p)? {
                             Kind::File(_) => FileType::File,
                             Kind::Dir => FileType::Dir,
                             Kind::Gone | Kind::Clean => return None,
                         };
-                        Some((p[base.len()..].to_owned(), t))
+                        Some((p.rsplit('/').next().expect("a name").to_owned(), t))
                     })
                     .collect();
                 assert_eq!(got, want, "listing {listed} in session {session}");

@@ -355,3 +355,19 @@ async fn regression_recreating_a_directory_conflicts_with_entries_added_below_it
     assert_eq!(e.conflicts(), &[VPath::parse("/data/d/x").unwrap()]);
     assert_eq!(main.read_file("/data/d/x").await.unwrap(), "added by the parent");
 }
+
+/// Shrunk from the directory model test: moving a directory onto an empty one is allowed.
+#[tokio::test]
+async fn regression_a_directory_moves_onto_an_empty_directory() {
+    let (_m, main) = setup();
+    main.mkdir_all("/data/d").await.unwrap();
+    main.write_file("/data/d/x", "x").await.unwrap();
+    main.mkdir("/data/e", 0o755).await.unwrap();
+    main.rename("/data/d", "/data/e").await.unwrap();
+    assert_eq!(main.read_file("/data/e/x").await.unwrap(), "x");
+    assert!(!main.exists("/data/d").await.unwrap());
+    main.mkdir("/data/f", 0o755).await.unwrap();
+    main.write_file("/data/f/y", "y").await.unwrap();
+    let e = main.rename("/data/e", "/data/f").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DirectoryNotEmpty);
+}
