@@ -460,4 +460,62 @@ mod tests {
         assert!(got[5..(CHUNK * 2) as usize].iter().all(|&b| b == 0));
         assert_eq!(got[(CHUNK * 2) as usize], b'x');
     }
+
+    #[derive(Clone, Debug)]
+    enum FileOp {
+        Write(u64, Vec<u8>),
+        Truncate(u64),
+        Read(u64, u64),
+    }
+
+    fn file_op() -> impl proptest::strategy::Strategy<Value = FileOp> {
+        use proptest::prelude::*;
+        // Offsets around chunk boundaries, where the interesting cases are.
+        let offset =
+            prop_oneof![0..4 * CHUNK, (0..4u64).prop_map(|i| i * CHUNK), (1..4u64).prop_map(|i| i * CHUNK - 1)];
+        prop_oneof![
+            (offset.clone(), proptest::collection::vec(any::<u8>(), 0..(CHUNK as usize + 10)))
+                .prop_map(|(o, d)| FileOp::Write(o, d)),
+            offset.clone().prop_map(FileOp::Truncate),
+            (offset, 0..2 * CHUNK).prop_map(|(o, l)| FileOp::Read(o, l)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Chunked content over a base behaves like a plain byte vector.
+        #[test]
+        fn chunked_content_matches_a_plain_vector(
+            base_len in 0..3 * CHUNK,
+            ops in proptest::collection::vec(file_op(), 1..25),
+        ) {
+            let mut file = FileData::from_base(base(base_len));
+            let mut model: Vec<u8> = (0..base_len).map(|i| (i % 251) as u8).collect();
+            for op in ops {
+                match op {
+                    FileOp::Write(offset, data) => {
+                        let f = fills(&file, offset, data.len() as u64);
+                        file.write(offset, &Bytes::from(data.clone()), &f);
+                        let end = offset as usize + data.len();
+                        if model.len() < end {
+                            model.resize(end, 0);
+                        }
+                        model[offset as usize..end].copy_from_slice(&data);
+                    }
+                    FileOp::Truncate(len) => {
+                        file.truncate(len);
+                        model.resize(len as usize, 0);
+                    }
+                    FileOp::Read(offset, len) => {
+                        let start = (offset as usize).min(model.len());
+                        let end = (offset + len).min(model.len() as u64) as usize;
+                        proptest::prop_assert_eq!(read(&file, offset, len), model[start..end.max(start)].to_vec());
+                    }
+                }
+                proptest::prop_assert_eq!(file.size, model.len() as u64);
+            }
+            proptest::prop_assert_eq!(read(&file, 0, file.size), model);
+        }
+    }
 }
