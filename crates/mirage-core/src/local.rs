@@ -263,7 +263,11 @@ impl Resource for LocalResource {
 
     async fn read(&self, path: &VPath, offset: u64, len: u64) -> Result<Bytes> {
         let fd = self.open("read", path, libc::O_RDONLY, 0)?;
-        let size = fstatat(fd.as_raw_fd(), c"").map_err(|e| Error::io("read", e).with_path(path.clone()))?.st_size;
+        let st = fstatat(fd.as_raw_fd(), c"").map_err(|e| Error::io("read", e).with_path(path.clone()))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Err(Error::new(ErrorKind::IsADirectory, "read").with_path(path.clone()));
+        }
+        let size = st.st_size;
         let want = len.min((size as u64).saturating_sub(offset)) as usize;
         let mut buf = vec![0u8; want];
         let mut filled = 0;

@@ -110,7 +110,7 @@ impl Tree {
         match &mut entry.content {
             Content::File(data) => Ok(data),
             Content::Dir => Err(err(ErrorKind::IsADirectory, op, path)),
-            Content::Symlink(_) => Err(err(ErrorKind::InvalidInput, op, path)),
+            Content::Symlink(_) => Err(err(ErrorKind::FilesystemLoop, op, path)),
         }
     }
 
@@ -199,6 +199,10 @@ impl Resource for MemoryResource {
     async fn write(&self, path: &VPath, offset: u64, data: &[u8]) -> Result<()> {
         self.with_tree(|t| {
             let file = t.file_mut("write", path)?;
+            if data.is_empty() {
+                // As pwrite(2): writing nothing never extends a file.
+                return Ok(());
+            }
             let end = offset as usize + data.len();
             if file.len() < end {
                 file.resize(end, 0);
@@ -244,8 +248,17 @@ impl Resource for MemoryResource {
 
     async fn rename(&self, from: &VPath, to: &VPath) -> Result<()> {
         self.with_tree(|t| {
-            let moving_dir = matches!(t.get("rename", from)?.content, Content::Dir);
+            // As the kernel does: both parents are resolved before the source is looked at.
+            t.check_parents("rename", from)?;
             t.check_parents("rename", to)?;
+            let moving_dir = matches!(t.get("rename", from)?.content, Content::Dir);
+            if from == to {
+                return Ok(());
+            }
+            if from.starts_with(to) {
+                // The target is an ancestor of the source, so not empty (the kernel agrees).
+                return Err(err(ErrorKind::DirectoryNotEmpty, "rename", to));
+            }
             if to.starts_with(from) && to != from {
                 return Err(err(ErrorKind::InvalidInput, "rename", to));
             }
@@ -260,9 +273,6 @@ impl Resource for MemoryResource {
                     }
                     _ => {}
                 }
-            }
-            if from == to {
-                return Ok(());
             }
             let (lo, hi) = from.descendants_range();
             let moved: Vec<VPath> = t

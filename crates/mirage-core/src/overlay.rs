@@ -321,6 +321,10 @@ impl FileData {
     /// Writes `data` at `offset`. `fills` holds the current content of the chunks that
     /// [`FileData::chunks_to_fill`] named.
     pub(crate) fn write(&mut self, offset: u64, data: &Bytes, fills: &[(u64, Bytes)]) -> Vec<u64> {
+        if data.is_empty() {
+            // As pwrite(2): writing nothing never extends a file.
+            return Vec::new();
+        }
         let end = offset + data.len() as u64;
         let mut changed = Vec::new();
         let mut pos = offset;
@@ -498,7 +502,7 @@ mod tests {
                         let f = fills(&file, offset, data.len() as u64);
                         file.write(offset, &Bytes::from(data.clone()), &f);
                         let end = offset as usize + data.len();
-                        if model.len() < end {
+                        if model.len() < end && !data.is_empty() {
                             model.resize(end, 0);
                         }
                         model[offset as usize..end].copy_from_slice(&data);

@@ -75,3 +75,94 @@ async fn sessions_resolve_planted_links_inside_the_virtual_tree_only() {
     s.commit(CommitOptions::default()).await.unwrap();
     assert_eq!(std::fs::read_to_string(top.path().join("secret")).unwrap(), "host secret");
 }
+
+mod agreement {
+    //! The memory resource is the reference the session tests lean on; the local resource must
+    //! answer every primitive the same way, errors included.
+
+    use super::*;
+    use mirage_core::{FileType, Result};
+    use proptest::prelude::*;
+
+    const PATHS: [&str; 6] = ["/a", "/b", "/d", "/d/x", "/d/y", "/l"];
+
+    #[derive(Clone, Debug)]
+    enum ROp {
+        Create(usize),
+        Write(usize, u64, Vec<u8>),
+        Truncate(usize, u64),
+        Mkdir(usize),
+        Remove(usize),
+        Rmdir(usize),
+        Rename(usize, usize),
+        Symlink(usize, usize),
+        Read(usize, u64, u64),
+        Stat(usize),
+        List(usize),
+        Readlink(usize),
+    }
+
+    fn rop() -> impl Strategy<Value = ROp> {
+        let p = 0..PATHS.len();
+        prop_oneof![
+            p.clone().prop_map(ROp::Create),
+            (p.clone(), 0..8u64, proptest::collection::vec(any::<u8>(), 0..6))
+                .prop_map(|(a, o, d)| ROp::Write(a, o, d)),
+            (p.clone(), 0..8u64).prop_map(|(a, l)| ROp::Truncate(a, l)),
+            p.clone().prop_map(ROp::Mkdir),
+            p.clone().prop_map(ROp::Remove),
+            p.clone().prop_map(ROp::Rmdir),
+            (p.clone(), p.clone()).prop_map(|(a, b)| ROp::Rename(a, b)),
+            (p.clone(), p.clone()).prop_map(|(a, b)| ROp::Symlink(a, b)),
+            (p.clone(), 0..8u64, 0..8u64).prop_map(|(a, o, l)| ROp::Read(a, o, l)),
+            p.clone().prop_map(ROp::Stat),
+            p.clone().prop_map(ROp::List),
+            p.prop_map(ROp::Readlink),
+        ]
+    }
+
+    /// One primitive's observable outcome.
+    async fn apply(r: &dyn Resource, op: &ROp) -> Result<String> {
+        let p = |i: &usize| VPath::parse(PATHS[*i]).unwrap();
+        Ok(match op {
+            ROp::Create(a) => format!("{:?}", r.create(&p(a), 0o644).await?),
+            ROp::Write(a, o, d) => format!("{:?}", r.write(&p(a), *o, d).await?),
+            ROp::Truncate(a, l) => format!("{:?}", r.truncate(&p(a), *l).await?),
+            ROp::Mkdir(a) => format!("{:?}", r.mkdir(&p(a), 0o755).await?),
+            ROp::Remove(a) => format!("{:?}", r.remove(&p(a)).await?),
+            ROp::Rmdir(a) => format!("{:?}", r.rmdir(&p(a)).await?),
+            ROp::Rename(a, b) => format!("{:?}", r.rename(&p(a), &p(b)).await?),
+            ROp::Symlink(a, b) => format!("{:?}", r.symlink(PATHS[*a], &p(b)).await?),
+            ROp::Read(a, o, l) => format!("{:?}", r.read(&p(a), *o, *l).await?),
+            ROp::Stat(a) => {
+                let m = r.stat(&p(a)).await?;
+                let size = if m.file_type == FileType::Dir { 0 } else { m.size };
+                format!("{:?} {size}", m.file_type)
+            }
+            ROp::List(a) => {
+                let mut list = r.list(&p(a)).await?;
+                list.sort();
+                format!("{list:?}")
+            }
+            ROp::Readlink(a) => r.readlink(&p(a)).await?,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+
+        #[test]
+        fn local_answers_like_memory(ops in proptest::collection::vec(rop(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let local = LocalResource::new(dir.path()).unwrap();
+            let memory = MemoryResource::new();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            for op in &ops {
+                let (want, got) = rt.block_on(async { (apply(&memory, op).await, apply(&local, op).await) });
+                let want = want.map_err(|e| e.kind());
+                let got = got.map_err(|e| e.kind());
+                prop_assert_eq!(got, want, "{:?}", op);
+            }
+        }
+    }
+}
