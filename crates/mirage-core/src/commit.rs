@@ -290,7 +290,8 @@ impl Session {
             }
             let current = match mount.resource().stat(&inner).await {
                 Ok(meta) => Some(meta),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                // Below a file there is nothing (this commit replaces that file first).
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => None,
                 Err(e) => return Err(e.in_mount(mount.point()).with_op("commit")),
             };
             let expected = match (&node.origin, &current) {

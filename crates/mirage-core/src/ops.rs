@@ -316,9 +316,20 @@ impl Session {
         let lock = self.hub.session_lock(self.id);
         let _guard = lock.lock().await;
         let view = self.view()?;
+        // As the kernel does: both parents are resolved, in order, before the source is
+        // looked at.
         let (from, found) = self.resolve(&view, &from, false, "rename").await?;
-        let Some(kind) = found.file_type() else { return Err(err(ErrorKind::NotFound, "rename", &from)) };
+        if !found.exists()
+            && let Some(parent) = from.parent()
+        {
+            match self.lookup(&view, &parent).await.map_err(|e| e.with_op("rename"))?.file_type() {
+                Some(FileType::Dir) => {}
+                Some(_) => return Err(err(ErrorKind::NotADirectory, "rename", &from)),
+                None => return Err(err(ErrorKind::NotFound, "rename", &from)),
+            }
+        }
         let (to, existing) = self.target(&view, &to, false, "rename").await?;
+        let Some(kind) = found.file_type() else { return Err(err(ErrorKind::NotFound, "rename", &from)) };
         self.check_writable("rename", &from)?;
         self.check_writable("rename", &to)?;
         if from == to {
@@ -328,6 +339,10 @@ impl Session {
             return Err(
                 err(ErrorKind::InvalidInput, "rename", &to).with_detail(format!("'{from}' cannot move into itself"))
             );
+        }
+        if from.starts_with(&to) {
+            // The target is an ancestor of the source, so not empty (the kernel agrees).
+            return Err(err(ErrorKind::DirectoryNotEmpty, "rename", &to));
         }
         if from.is_root() || self.hub.mounts().get(&from).is_some() || matches!(found, Found::Synthetic) {
             return Err(err(ErrorKind::PermissionDenied, "rename", &from).with_detail("a mount point cannot be moved"));

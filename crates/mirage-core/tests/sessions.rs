@@ -371,3 +371,37 @@ async fn regression_a_directory_moves_onto_an_empty_directory() {
     let e = main.rename("/data/e", "/data/f").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DirectoryNotEmpty);
 }
+
+/// Shrunk from the equivalence test: a file replaced by a directory holding a new file
+/// commits (the new file's path cannot exist on the resource while the file is there).
+#[tokio::test]
+async fn regression_a_file_replaced_by_a_directory_with_content_commits() {
+    let backend = Arc::new(MemoryResource::new());
+    let mirage = Mirage::new();
+    mirage.mount("/m", backend.clone(), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    s.mkdir("/m/e", 0o755).await.unwrap();
+    s.write_file("/m/d", "").await.unwrap();
+    s.commit(CommitOptions::default()).await.unwrap();
+    s.remove("/m/d").await.unwrap();
+    s.rename("/m/e", "/m/d").await.unwrap();
+    s.write_file("/m/d/x", "inside").await.unwrap();
+    s.commit(CommitOptions::default()).await.unwrap();
+    assert!(backend.stat(&VPath::parse("/d").unwrap()).await.unwrap().is_dir());
+    assert_eq!(backend.read(&VPath::parse("/d/x").unwrap(), 0, 10).await.unwrap(), "inside");
+}
+
+/// Shrunk from the equivalence test: errors of a rename follow the kernel's order (the
+/// source's parent, the target's parent, then the source).
+#[tokio::test]
+async fn regression_rename_reports_errors_in_the_kernels_order() {
+    let (_m, s) = setup();
+    s.write_file("/data/d", "a file").await.unwrap();
+    let e = s.rename("/data/e/x", "/data/d/x").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = s.rename("/data/e", "/data/d/x").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotADirectory, "{e}");
+    s.mkdir_all("/data/p/q").await.unwrap();
+    let e = s.rename("/data/p/q", "/data/p").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DirectoryNotEmpty, "{e}");
+}
