@@ -338,10 +338,10 @@ async fn run(ops: Vec<Op>) {
                     Some(Some(Kind::File(_))) => Some(ErrorKind::NotADirectory),
                     Some(_) => Some(ErrorKind::NotFound),
                 };
-                let want = match model.get(session, f) {
-                    None => Some(parent_ok(f).unwrap_or(ErrorKind::NotFound)),
-                    Some(_) => parent_ok(t),
-                };
+                // The kernel's order: the source's parent, the target's parent, the source.
+                let want = parent_ok(f)
+                    .or_else(|| parent_ok(t))
+                    .or_else(|| model.get(session, f).is_none().then_some(ErrorKind::NotFound));
                 assert_eq!(got, want, "rename {f} -> {t} in session {session}");
                 if want.is_none() {
                     let content = model.get(session, f).expect("checked");
