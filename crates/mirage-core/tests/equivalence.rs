@@ -25,6 +25,7 @@ enum Op {
     Read(usize),
     List(usize),
     Commit,
+    Fork,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => p.clone().prop_map(Op::Read),
         2 => p.prop_map(Op::List),
         1 => Just(Op::Commit),
+        1 => Just(Op::Fork),
     ]
 }
 
@@ -70,7 +72,7 @@ async fn direct(r: &MemoryResource, op: &Op) -> Result<String> {
             list.sort();
             format!("{list:?}")
         }
-        Op::Commit => String::new(),
+        Op::Commit | Op::Fork => String::new(),
     })
 }
 
@@ -95,6 +97,7 @@ async fn session(s: &Session, op: &Op) -> Result<String> {
             s.commit(CommitOptions::default()).await?;
             String::new()
         }
+        Op::Fork => String::new(),
     })
 }
 
@@ -126,19 +129,37 @@ async fn run(ops: Vec<Op>) {
     let backend = Arc::new(MemoryResource::new());
     let mirage = Mirage::new();
     mirage.mount("/m", backend.clone(), MountOptions::default()).unwrap();
-    let s = mirage.create_session("main").unwrap();
+    let main = mirage.create_session("main").unwrap();
+    // Work happens in a chain of forks; committing a fork moves its work into its parent,
+    // and committing the root writes it to the resource. Nothing races, so nothing conflicts.
+    let mut chain = vec![main.clone()];
     for op in ops {
+        let s = chain.last().expect("the root is always there").clone();
+        match op {
+            Op::Fork => {
+                chain.push(s.fork().unwrap());
+                continue;
+            }
+            Op::Commit if chain.len() > 1 => {
+                s.commit(CommitOptions::default()).await.unwrap();
+                chain.pop();
+                continue;
+            }
+            _ => {}
+        }
         let want = direct(&reference, &op).await.map_err(|e| e.kind());
         let got = session(&s, &op).await.map_err(|e| e.kind());
         if let (Op::WriteFile(..), Err(ErrorKind::IsADirectory), Err(ErrorKind::IsADirectory)) = (&op, &want, &got) {
             continue;
         }
-        assert_eq!(got, want, "{op:?}");
+        assert_eq!(got, want, "{op:?} (at depth {})", chain.len() - 1);
         if matches!(op, Op::Commit) {
             assert_eq!(tree(backend.as_ref()).await, tree(&reference).await, "after a commit");
         }
     }
-    s.commit(CommitOptions::default()).await.unwrap();
+    while let Some(s) = chain.pop() {
+        s.commit(CommitOptions::default()).await.unwrap();
+    }
     assert_eq!(tree(backend.as_ref()).await, tree(&reference).await, "after the last commit");
 }
 
