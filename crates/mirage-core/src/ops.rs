@@ -193,7 +193,8 @@ impl Session {
     /// Creates a directory and any missing parents; succeeds if it already exists.
     ///
     /// # Errors
-    /// `NotADirectory` when a component is a file, `ReadOnly`.
+    /// `AlreadyExists` when `path` is a file, `NotADirectory` when a component above it is
+    /// one, `ReadOnly`.
     pub async fn mkdir_all(&self, path: &str) -> Result<()> {
         let path = self.abs(path)?;
         let mut dirs: Vec<VPath> = path.ancestors().collect();
@@ -202,7 +203,9 @@ impl Session {
             match self.mkdir(dir.as_str(), 0o755).await {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     if !self.stat(dir.as_str()).await?.is_dir() {
-                        return Err(err(ErrorKind::NotADirectory, "mkdir", &dir));
+                        // As `mkdir -p`: a file in the way is EEXIST, one above it ENOTDIR.
+                        let kind = if dir == path { ErrorKind::AlreadyExists } else { ErrorKind::NotADirectory };
+                        return Err(err(kind, "mkdir", &dir));
                     }
                 }
                 other => other?,
@@ -392,17 +395,20 @@ impl Session {
         let lock = self.hub.session_lock(self.id);
         let _guard = lock.lock().await;
         let view = self.view()?;
+        // In the order copyfile(3) meets them: the source opens, then the target, then the
+        // source turns out to be a directory.
         let (from, found) = self.resolve(&view, &from, true, "copyfile").await?;
-        match found.file_type() {
-            Some(FileType::File) => {}
-            Some(_) => return Err(err(ErrorKind::IsADirectory, "copyfile", &from)),
-            None => return Err(err(ErrorKind::NotFound, "copyfile", &from)),
+        if !found.exists() {
+            return Err(err(ErrorKind::NotFound, "copyfile", &from));
         }
         let (to, existing) = self.target(&view, &to, true, "copyfile").await?;
-        self.check_writable("copyfile", &to)?;
+        if found.file_type() != Some(FileType::File) {
+            return Err(err(ErrorKind::IsADirectory, "copyfile", &from));
+        }
         if existing.file_type() == Some(FileType::Dir) {
             return Err(err(ErrorKind::IsADirectory, "copyfile", &to));
         }
+        self.check_writable("copyfile", &to)?;
         let node = self.copy_up(&from, &found).await?;
         let node =
             Node { stamp: self.hub.next_stamp(), origin: existing.origin(), attr: fresh_attr(node.attr.mode), ..node };

@@ -436,12 +436,17 @@ export class Session {
   /** Removes a file or link; with `recursive`, a directory and its content; with `force`, a
    * missing path is not an error. */
   rm(path: string, options?: { recursive?: boolean; force?: boolean }): Promise<void> {
-    return settle(() => this.#native.rm(path, options?.recursive ?? false, options?.force ?? false))
+    const removal = settle(() => this.#native.rm(path, options?.recursive ?? false, options?.force ?? false))
+    // node:fs reports a directory without `recursive` as ERR_FS_EISDIR; so does this.
+    return removal.catch((e: unknown) => {
+      if (isMirageError(e) && e.code === 'EISDIR') e.code = 'ERR_FS_EISDIR'
+      throw e
+    })
   }
 
   /** Removes a file or symbolic link. */
   unlink(path: string): Promise<void> {
-    return this.rm(path)
+    return settle(() => this.#native.rm(path, false, false))
   }
 
   /** Removes an empty directory. */
