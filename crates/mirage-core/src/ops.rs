@@ -202,10 +202,18 @@ impl Session {
         for dir in dirs.into_iter().skip(1).chain(std::iter::once(path.clone())) {
             match self.mkdir(dir.as_str(), 0o755).await {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    if !self.stat(dir.as_str()).await?.is_dir() {
-                        // As `mkdir -p`: a file in the way is EEXIST, one above it ENOTDIR.
-                        let kind = if dir == path { ErrorKind::AlreadyExists } else { ErrorKind::NotADirectory };
-                        return Err(err(kind, "mkdir", &dir));
+                    // As `mkdir -p`: what is in the way is EEXIST at the end and ENOTDIR above
+                    // it; a dangling link at the end reports why it dangles.
+                    let last = dir == path;
+                    match self.stat(dir.as_str()).await {
+                        Ok(meta) if meta.is_dir() => {}
+                        Ok(_) if last => return Err(err(ErrorKind::AlreadyExists, "mkdir", &dir)),
+                        Err(e) if last => return Err(e.with_op("mkdir")),
+                        Ok(_) => return Err(err(ErrorKind::NotADirectory, "mkdir", &dir)),
+                        Err(e) if e.kind() == ErrorKind::NotFound => {
+                            return Err(err(ErrorKind::NotADirectory, "mkdir", &dir));
+                        }
+                        Err(e) => return Err(e.with_op("mkdir")),
                     }
                 }
                 other => other?,

@@ -158,6 +158,14 @@ impl VPath {
         })
     }
 
+    /// Every proper ancestor as a string slice, from `/` down to the parent: the order in
+    /// which a path is resolved.
+    pub fn ancestor_strs_from_root(&self) -> impl Iterator<Item = &str> {
+        let s: &str = &self.0;
+        let root = (!self.is_root()).then_some("/");
+        root.into_iter().chain(s.match_indices('/').skip(1).map(move |(i, _)| &s[..i]))
+    }
+
     /// Every proper ancestor, nearest first, ending with `/`.
     pub fn ancestors(&self) -> impl Iterator<Item = VPath> {
         std::iter::successors(self.parent(), VPath::parent)
@@ -261,6 +269,9 @@ mod tests {
             let owned: Vec<String> = p.ancestors().map(String::from).collect();
             let slices: Vec<&str> = p.ancestor_strs().collect();
             assert_eq!(owned, slices, "{path}");
+            let mut from_root: Vec<&str> = p.ancestor_strs_from_root().collect();
+            from_root.reverse();
+            assert_eq!(from_root, slices, "{path}");
         }
         for messy in ["/a//b", "/a/./b", "/a/../b", "/a/b/"] {
             assert!(!VPath::is_normal(messy), "{messy}");

@@ -390,7 +390,8 @@ impl Session {
             return Ok(Found::Node(node.clone()));
         }
         let mut opaque = false;
-        for ancestor in path.ancestor_strs() {
+        // Root first, as the kernel resolves: the first special ancestor decides.
+        for ancestor in path.ancestor_strs_from_root() {
             if let Some(node) = view.get(ancestor) {
                 match &node.kind {
                     NodeKind::Dir { opaque: o } => opaque |= *o,
@@ -486,6 +487,7 @@ impl Session {
         match found {
             Found::Node(node) => match &node.kind {
                 NodeKind::Symlink(target) => Ok(target.clone()),
+                NodeKind::Whiteout | NodeKind::Clean => Err(err(ErrorKind::NotFound, "readlink", path)),
                 _ => Err(err(ErrorKind::InvalidInput, "readlink", path).with_detail("not a symbolic link")),
             },
             Found::Resource(mount, inner, meta) if meta.file_type == FileType::Symlink => {

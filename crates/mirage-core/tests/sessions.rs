@@ -405,3 +405,22 @@ async fn regression_rename_reports_errors_in_the_kernels_order() {
     let e = s.rename("/data/p/q", "/data/p").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DirectoryNotEmpty, "{e}");
 }
+
+/// Found by the differential test against node:fs: resolution goes from the root down, so a
+/// link higher up decides before a removed entry lower down.
+#[tokio::test]
+async fn regression_a_looping_link_above_a_removed_entry_is_eloop() {
+    let (_m, s) = setup();
+    s.mkdir_all("/data/d/x").await.unwrap();
+    s.rmdir("/data/d/x").await.unwrap();
+    s.rmdir("/data/d").await.unwrap();
+    s.symlink("d/x", "/data/d").await.unwrap();
+    let e = s.stat("/data/d/y").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::FilesystemLoop, "{e}");
+    let e = s.mkdir_all("/data/d/y").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::FilesystemLoop, "{e}");
+    s.symlink("nowhere", "/data/dangling").await.unwrap();
+    assert_eq!(s.mkdir_all("/data/dangling/z").await.unwrap_err().kind(), ErrorKind::NotADirectory);
+    assert_eq!(s.mkdir_all("/data/dangling").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(s.readlink("/data/d/x").await.unwrap_err().kind(), ErrorKind::FilesystemLoop);
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Mirage, memory } from '@mirage/vfs'
 import { tempDir } from './helpers.mjs'
 
-const PATHS = ['a', 'b', 'd', 'd/x', 'd/y', 'e', 'e/x', 'e/d']
+const PATHS = ['a', 'b', 'd', 'd/x', 'd/y', 'e', 'e/x', 'e/d', 'loop']
 
 /** A small deterministic generator (mulberry32), so that a failure can be replayed. */
 function random(seed) {
@@ -38,10 +38,20 @@ const OPS = [
   (fs, p) => fs.stat(p).then((s) => [s.isFile(), s.isDirectory(), s.isFile() ? s.size : 0]),
   (fs, p) => fs.readdir(p).then((names) => names.sort()),
   (fs, p, q, n) => fs.truncate(p, n % 5),
+  // Links with relative targets mean the same in both trees.
+  (fs, p, q, n) => fs.symlink(LINK_TARGETS[n % LINK_TARGETS.length], p),
+  (fs, p) => fs.readlink(p),
+  (fs, p) => fs.lstat(p).then((s) => [s.isSymbolicLink(), s.isFile(), s.isDirectory()]),
+  (fs, p, q, n, root) => fs.realpath(p).then((real) => real.slice(root.length)),
+  (fs, p, q, n) => fs.chmod(p, n % 2 ? 0o755 : 0o600).then(() => fs.stat(p)).then((s) => s.mode & 0o777),
 ]
 
+// Relative and inside the tree: a target that climbs out, or whose '..' follows a link, means
+// something else on the host (Mirage resolves '..' lexically, inside its tree).
+const LINK_TARGETS = ['a', 'd', 'x', 'd/x', 'loop', '.']
+
 test('random operations answer like node:fs/promises', async () => {
-  for (let seed = 1; seed <= 150; seed++) {
+  for (let seed = 1; seed <= 400; seed++) {
     const next = random(seed)
     const dir = tempDir('mirage-nodefs-')
     const mirage = new Mirage()
@@ -52,8 +62,8 @@ test('random operations answer like node:fs/promises', async () => {
       const opIndex = Math.floor(next() * OPS.length)
       const [p, q, n] = [pick(), pick(), Math.floor(next() * 100)]
       const outcome = (promise) => promise.then((value) => ({ value }), (e) => ({ code: e.code }))
-      const want = await outcome(OPS[opIndex](fsp, join(dir, p), join(dir, q), n))
-      const got = await outcome(OPS[opIndex](s, `/m/${p}`, `/m/${q}`, n))
+      const want = await outcome(OPS[opIndex](fsp, join(dir, p), join(dir, q), n, dir))
+      const got = await outcome(OPS[opIndex](s, `/m/${p}`, `/m/${q}`, n, '/m'))
       assert.deepEqual(got, want, `seed ${seed}, step ${step}: ${OPS[opIndex].toString()} on ${p}, ${q}`)
     }
   }
