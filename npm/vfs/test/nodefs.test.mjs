@@ -44,7 +44,30 @@ const OPS = [
   (fs, p) => fs.lstat(p).then((s) => [s.isSymbolicLink(), s.isFile(), s.isDirectory()]),
   (fs, p, q, n, root) => fs.realpath(p).then((real) => real.slice(root.length)),
   (fs, p, q, n) => fs.chmod(p, n % 2 ? 0o755 : 0o600).then(() => fs.stat(p)).then((s) => s.mode & 0o777),
+  // Ranged reads and writes at an offset (node:fs needs a FileHandle for those).
+  (fs, p, q, n) => (fs === fsp ? nodeRead(p, n % 7, 5) : fs.read(p, { offset: n % 7, length: 5 })).then(String),
+  (fs, p, q, n) => (fs === fsp ? nodeWrite(p, n % 9, `w${n}`) : fs.write(p, n % 9, `w${n}`)),
+  (fs, p) => fs.readFile(p, 'utf8'),
 ]
+
+async function nodeRead(path, offset, length) {
+  const handle = await fsp.open(path, 'r')
+  try {
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(length), 0, length, offset)
+    return buffer.subarray(0, bytesRead)
+  } finally {
+    await handle.close()
+  }
+}
+
+async function nodeWrite(path, offset, text) {
+  const handle = await fsp.open(path, 'r+')
+  try {
+    await handle.write(Buffer.from(text), 0, text.length, offset)
+  } finally {
+    await handle.close()
+  }
+}
 
 // Relative and inside the tree: a target that climbs out, or whose '..' follows a link, means
 // something else on the host (Mirage resolves '..' lexically, inside its tree).
