@@ -52,7 +52,7 @@ fn v(path: &str) -> VPath {
 }
 
 /// The operation applied straight to the reference resource.
-async fn direct(r: &MemoryResource, op: &Op) -> Result<String> {
+async fn direct(r: &dyn Resource, op: &Op) -> Result<String> {
     Ok(match op {
         Op::WriteFile(a, d) => {
             let stream = mirage_core::resource::once_stream(d.clone().into());
@@ -124,9 +124,23 @@ async fn tree(r: &dyn Resource) -> Vec<(String, FileType, u32, Vec<u8>)> {
     out
 }
 
-async fn run(ops: Vec<Op>) {
-    let reference = MemoryResource::new();
-    let backend = Arc::new(MemoryResource::new());
+/// A pair of empty resources of one kind: one behind the session, one for the reference.
+type Pair = (Arc<dyn Resource>, Arc<dyn Resource>, Vec<tempfile::TempDir>);
+
+fn memory_pair() -> Pair {
+    (Arc::new(MemoryResource::new()), Arc::new(MemoryResource::new()), Vec::new())
+}
+
+fn local_pair() -> Pair {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let backend = Arc::new(mirage_core::LocalResource::new(a.path()).unwrap());
+    let reference = Arc::new(mirage_core::LocalResource::new(b.path()).unwrap());
+    (backend, reference, vec![a, b])
+}
+
+async fn run(ops: Vec<Op>, pair: Pair) {
+    let (backend, reference, _dirs) = pair;
+    let reference = reference.as_ref();
     let mirage = Mirage::new();
     mirage.mount("/m", backend.clone(), MountOptions::default()).unwrap();
     let main = mirage.create_session("main").unwrap();
@@ -147,20 +161,20 @@ async fn run(ops: Vec<Op>) {
             }
             _ => {}
         }
-        let want = direct(&reference, &op).await.map_err(|e| e.kind());
+        let want = direct(reference, &op).await.map_err(|e| e.kind());
         let got = session(&s, &op).await.map_err(|e| e.kind());
         if let (Op::WriteFile(..), Err(ErrorKind::IsADirectory), Err(ErrorKind::IsADirectory)) = (&op, &want, &got) {
             continue;
         }
         assert_eq!(got, want, "{op:?} (at depth {})", chain.len() - 1);
         if matches!(op, Op::Commit) {
-            assert_eq!(tree(backend.as_ref()).await, tree(&reference).await, "after a commit");
+            assert_eq!(tree(backend.as_ref()).await, tree(reference).await, "after a commit");
         }
     }
     while let Some(s) = chain.pop() {
         s.commit(CommitOptions::default()).await.unwrap();
     }
-    assert_eq!(tree(backend.as_ref()).await, tree(&reference).await, "after the last commit");
+    assert_eq!(tree(backend.as_ref()).await, tree(reference).await, "after the last commit");
 }
 
 proptest! {
@@ -168,6 +182,13 @@ proptest! {
 
     #[test]
     fn a_committed_session_equals_direct_application(ops in proptest::collection::vec(op(), 1..40)) {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run(ops));
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run(ops, memory_pair()));
+    }
+
+    #[test]
+    fn a_session_committed_to_a_host_directory_equals_direct_application(
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run(ops, local_pair()));
     }
 }
