@@ -424,3 +424,61 @@ async fn regression_a_looping_link_above_a_removed_entry_is_eloop() {
     assert_eq!(s.mkdir_all("/data/dangling").await.unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(s.readlink("/data/d/x").await.unwrap_err().kind(), ErrorKind::FilesystemLoop);
 }
+
+/// Many tasks on many threads fork, write disjoint files, read each other's committed work
+/// and commit at once: every commit succeeds and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_forks_on_many_threads_commit_everything() {
+    let (_m, main) = setup();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let main = main.clone();
+        tasks.push(tokio::spawn(async move {
+            let fork = main.fork().unwrap();
+            for i in 0..50 {
+                fork.write_file(&format!("/data/t{t}-{i}"), format!("{t}:{i}")).await.unwrap();
+                if i % 10 == 0 {
+                    fork.append(&format!("/data/t{t}-0"), "+").await.unwrap();
+                    let _ = main.read_dir("/data").await.unwrap();
+                }
+            }
+            fork.commit(CommitOptions::default()).await.unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let names = main.read_dir("/data").await.unwrap();
+    assert_eq!(names.len(), 8 * 50);
+    for t in 0..8 {
+        assert_eq!(main.read_file(&format!("/data/t{t}-0")).await.unwrap(), format!("{t}:0+++++"));
+        assert_eq!(main.read_file(&format!("/data/t{t}-49")).await.unwrap(), format!("{t}:49"));
+    }
+}
+
+/// Forks racing on one path from many threads: exactly one commit wins, every loser gets a
+/// conflict and keeps its own content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_commits_on_many_threads_have_exactly_one_winner() {
+    let (_m, main) = setup();
+    let forks: Vec<Session> = (0..8).map(|_| main.fork().unwrap()).collect();
+    let mut tasks = Vec::new();
+    for (i, fork) in forks.iter().cloned().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            fork.write_file("/data/contested", format!("fork {i}")).await.unwrap();
+            fork.commit(CommitOptions::default()).await.map(|_| i)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(main.read_file("/data/contested").await.unwrap(), format!("fork {}", winners[0]));
+    for (i, fork) in forks.iter().enumerate() {
+        assert_eq!(fork.read_file("/data/contested").await.unwrap(), format!("fork {i}"));
+    }
+}
