@@ -58,6 +58,15 @@ struct Step {
     content: Option<Bytes>,
 }
 
+/// Gives a committed entry the times the session recorded (resources that cannot store
+/// times are fine).
+async fn set_times(resource: &dyn crate::resource::Resource, step: &Step) -> Result<()> {
+    match resource.set_times(&step.inner, Some(step.node.attr.atime), Some(step.node.attr.mtime)).await {
+        Err(e) if e.kind() != ErrorKind::Unsupported => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
     Error::new(kind, op).with_path(path.clone())
 }
@@ -69,12 +78,7 @@ impl Session {
     /// # Errors
     /// `NotFound` once the session has been aborted.
     pub fn fork(&self) -> Result<Session> {
-        let name = {
-            let inner = self.hub.lock();
-            let base = inner.state.session(self.id)?.name.clone();
-            (1..).map(|i| format!("{base}.{i}")).find(|n| !inner.state.sessions.values().any(|s| &s.name == n))
-        };
-        self.fork_named(&name.expect("an unused name exists"))
+        self.hub.open_session(Some(self.id), None)
     }
 
     /// Forks this session under a chosen name.
@@ -82,8 +86,7 @@ impl Session {
     /// # Errors
     /// `AlreadyExists` when the name is taken; `NotFound` once the session has been aborted.
     pub fn fork_named(&self, name: &str) -> Result<Session> {
-        self.hub.lock().state.session(self.id)?;
-        self.hub.open_session(Some(self.id), name)
+        self.hub.open_session(Some(self.id), Some(name))
     }
 
     /// Discards this session and every fork below it. Its handles fail with `NotFound`
@@ -218,9 +221,9 @@ impl Session {
     ///
     /// # Cancel safety
     /// A fork's commit happens in one step after its locks are taken: dropping the future
-    /// before that leaves nothing changed. Dropping a root commit midway leaves what it wrote
-    /// on the resources but records none of it, so a later commit reports those paths as
-    /// conflicts; the session's content is never lost.
+    /// before that leaves nothing changed. A root commit records each path as soon as it is
+    /// written: dropping it midway leaves at most the path in flight written but unrecorded
+    /// (a later commit reports it as a conflict); the session's content is never lost.
     pub async fn commit(&self, options: CommitOptions) -> Result<CommitReport> {
         let lock = self.hub.session_lock(self.id);
         let _guard = lock.lock().await;
@@ -339,21 +342,16 @@ impl Session {
                 step.content = Some(self.read_file_data(&step.path, file, 0, u64::MAX).await?);
             }
         }
-        let mut applied: Vec<(VPath, u64, Origin)> = Vec::new();
+        let mut applied: Vec<VPath> = Vec::new();
         let result = self.apply_steps(&steps, &mut applied).await;
         // A path created and removed again within the session leaves the overlay without
         // touching the resource, so it is not reported.
         let noops: std::collections::HashSet<&VPath> =
             steps.iter().filter(|s| s.node.file_type().is_none() && s.current.is_none()).map(|s| &s.path).collect();
-        let report = CommitReport {
-            applied: applied.iter().map(|(p, _, _)| p.clone()).filter(|p| !noops.contains(p)).collect(),
-            aborted: Vec::new(),
-        };
+        let report =
+            CommitReport { applied: applied.into_iter().filter(|p| !noops.contains(p)).collect(), aborted: Vec::new() };
         {
             let mut inner = self.hub.lock();
-            if !applied.is_empty() {
-                self.hub.record_locked(&mut inner, vec![Record::Flushed { session: self.id, entries: applied }])?;
-            }
             self.hub.sync(&mut inner)?;
         }
         match result {
@@ -366,7 +364,15 @@ impl Session {
         }
     }
 
-    async fn apply_steps(&self, steps: &[Step], applied: &mut Vec<(VPath, u64, Origin)>) -> Result<()> {
+    /// Records that `step` is on the resource as `origin` says: the session's entry becomes a
+    /// clean marker. Done path by path, as soon as each is written, so that an error or a
+    /// dropped commit leaves at most the path in flight unrecorded.
+    fn record_applied(&self, step: &Step, origin: Origin) -> Result<()> {
+        let entries = vec![(step.path.clone(), step.node.stamp, origin)];
+        self.hub.record(vec![Record::Flushed { session: self.id, entries }])
+    }
+
+    async fn apply_steps(&self, steps: &[Step], applied: &mut Vec<VPath>) -> Result<()> {
         let mut removed = vec![false; steps.len()];
         let mut order: Vec<usize> = (0..steps.len()).collect();
         order.sort_by(|a, b| steps[*b].path.cmp(&steps[*a].path));
@@ -389,7 +395,8 @@ impl Session {
                 }
             }
             if step.node.file_type().is_none() {
-                applied.push((step.path.clone(), step.node.stamp, Origin::Absent));
+                self.record_applied(step, Origin::Absent)?;
+                applied.push(step.path.clone());
             }
         }
         for i in order.iter().rev().copied() {
@@ -416,31 +423,28 @@ impl Session {
                     resource.put(&step.inner, content, expect).await.map_err(wrap)?;
                 }
             }
-            // Recorded as soon as it is on the resource, so a failure later leaves it applied.
+            // Attributes go with the entry (a directory's times wait until its children exist),
+            // and the entry is recorded as soon as it is complete on the resource.
+            if step.node.file_type() != Some(FileType::Symlink) && resource.capabilities().modes {
+                resource.set_mode(&step.inner, step.node.attr.mode).await.map_err(wrap)?;
+            }
+            if step.node.file_type() == Some(FileType::File) {
+                set_times(resource.as_ref(), step).await.map_err(wrap)?;
+            }
             let meta = resource.stat(&step.inner).await.map_err(wrap)?;
-            applied.push((step.path.clone(), step.node.stamp, Origin::Present(meta.file_type, meta.version)));
+            self.record_applied(step, Origin::Present(meta.file_type, meta.version))?;
+            applied.push(step.path.clone());
         }
         for &i in &order {
             let step = &steps[i];
-            if step.node.file_type().is_none() {
+            if step.node.file_type() != Some(FileType::Dir) {
                 continue;
             }
             let resource = step.mount.resource();
             let wrap = |e: Error| e.in_mount(step.mount.point()).with_op("commit");
-            if step.node.file_type() != Some(FileType::Symlink) {
-                let caps = resource.capabilities();
-                if caps.modes {
-                    resource.set_mode(&step.inner, step.node.attr.mode).await.map_err(wrap)?;
-                }
-                match resource.set_times(&step.inner, Some(step.node.attr.atime), Some(step.node.attr.mtime)).await {
-                    Err(e) if e.kind() != ErrorKind::Unsupported => return Err(wrap(e)),
-                    _ => {}
-                }
-            }
+            set_times(resource.as_ref(), step).await.map_err(wrap)?;
             let meta = resource.stat(&step.inner).await.map_err(wrap)?;
-            if let Some(entry) = applied.iter_mut().rev().find(|(p, _, _)| p == &step.path) {
-                entry.2 = Origin::Present(meta.file_type, meta.version);
-            }
+            self.record_applied(step, Origin::Present(meta.file_type, meta.version))?;
         }
         Ok(())
     }

@@ -124,7 +124,7 @@ impl Mirage {
     /// # Errors
     /// `AlreadyExists` when a session has that name; `InvalidInput` for an empty name.
     pub fn create_session(&self, name: &str) -> Result<Session> {
-        self.hub.open_session(None, name)
+        self.hub.open_session(None, Some(name))
     }
 
     /// The existing session called `name` (a root or a fork).
@@ -190,6 +190,11 @@ impl Hub {
     }
 
     pub(crate) fn record_locked(&self, inner: &mut Inner, records: Vec<Record>) -> Result<()> {
+        // Only records that apply are journaled: a session aborted while an operation on it
+        // was in flight makes that operation fail here, not the next replay.
+        for record in &records {
+            inner.state.check(record)?;
+        }
         if let Some(journal) = inner.journal.as_mut() {
             journal.append(&records)?;
         }
@@ -204,19 +209,32 @@ impl Hub {
         inner.journal.as_mut().map_or(Ok(()), Journal::sync)
     }
 
-    pub(crate) fn open_session(self: &Arc<Self>, parent: Option<SessionId>, name: &str) -> Result<Session> {
-        if name.is_empty() || name.contains(['/', '\0']) {
-            return Err(Error::new(ErrorKind::InvalidInput, "session")
-                .with_detail(format!("bad session name {name:?} (non-empty, no '/')")));
-        }
+    /// Opens a root session (`parent: None`) or a fork; `name: None` picks the first free
+    /// `PARENT.N`. Name choice and creation happen under one lock, so concurrent forks never
+    /// collide.
+    pub(crate) fn open_session(self: &Arc<Self>, parent: Option<SessionId>, name: Option<&str>) -> Result<Session> {
         let mut inner = self.lock();
-        if inner.state.sessions.values().any(|s| s.name == name) {
-            return Err(
-                Error::new(ErrorKind::AlreadyExists, "session").with_detail(format!("a session named '{name}' exists"))
-            );
-        }
+        let taken = |state: &State, n: &str| state.sessions.values().any(|s| s.name == n);
+        let name = match (name, parent) {
+            (Some(name), _) => {
+                if name.is_empty() || name.contains(['/', '\0']) {
+                    return Err(Error::new(ErrorKind::InvalidInput, "session")
+                        .with_detail(format!("bad session name {name:?} (non-empty, no '/')")));
+                }
+                if taken(&inner.state, name) {
+                    return Err(Error::new(ErrorKind::AlreadyExists, "session")
+                        .with_detail(format!("a session named '{name}' exists")));
+                }
+                name.to_owned()
+            }
+            (None, Some(parent)) => {
+                let base = inner.state.session(parent)?.name.clone();
+                (1..).map(|i| format!("{base}.{i}")).find(|n| !taken(&inner.state, n)).expect("a free name exists")
+            }
+            (None, None) => return Err(Error::new(ErrorKind::InvalidInput, "session").with_detail("a name is needed")),
+        };
         let id = inner.state.next_session;
-        self.record_locked(&mut inner, vec![Record::Open { id, parent, name: name.to_owned() }])?;
+        self.record_locked(&mut inner, vec![Record::Open { id, parent, name }])?;
         Ok(Session { hub: self.clone(), id })
     }
 

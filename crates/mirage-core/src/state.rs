@@ -110,6 +110,21 @@ impl State {
         out
     }
 
+    /// Fails with `NotFound` when `record` names a session that does not exist (so that it
+    /// is never journaled).
+    pub(crate) fn check(&self, record: &Record) -> Result<()> {
+        match record {
+            Record::Open { parent: Some(session), .. }
+            | Record::Set { session, .. }
+            | Record::Patch { session, .. }
+            | Record::Commit { child: session, .. }
+            | Record::Flushed { session, .. }
+            | Record::Abort { session }
+            | Record::Env { session, .. } => self.session(*session).map(drop),
+            Record::Open { parent: None, .. } => Ok(()),
+        }
+    }
+
     /// Applies one record.
     ///
     /// # Errors

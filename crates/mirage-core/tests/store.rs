@@ -106,3 +106,53 @@ fn kill_9_mid_commit_loses_nothing_reported() {
         });
     }
 }
+
+/// A resource whose `stat` waits for a signal, to hold an operation in flight.
+#[derive(Debug, Default)]
+struct Gate {
+    inner: MemoryResource,
+    open: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl mirage_core::Resource for Gate {
+    fn capabilities(&self) -> mirage_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn stat(&self, path: &mirage_core::VPath) -> mirage_core::Result<mirage_core::Metadata> {
+        if !path.is_root() {
+            self.open.notified().await;
+        }
+        self.inner.stat(path).await
+    }
+    async fn read(&self, path: &mirage_core::VPath, offset: u64, len: u64) -> mirage_core::Result<bytes::Bytes> {
+        self.inner.read(path, offset, len).await
+    }
+    async fn list(&self, path: &mirage_core::VPath) -> mirage_core::Result<Vec<mirage_core::DirEntry>> {
+        self.inner.list(path).await
+    }
+}
+
+#[tokio::test]
+async fn a_session_aborted_under_a_write_in_flight_leaves_the_store_openable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let m = Mirage::open(dir.path()).unwrap();
+        let gate = Arc::new(Gate::default());
+        m.mount("/g", gate.clone(), MountOptions::default()).unwrap();
+        let main = m.create_session("main").unwrap();
+        let fork = main.fork().unwrap();
+        let writer = {
+            let fork = fork.clone();
+            tokio::spawn(async move { fork.write_file("/g/file", "late").await })
+        };
+        tokio::task::yield_now().await;
+        fork.abort().unwrap();
+        gate.open.notify_one();
+        let e = writer.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        m.flush().unwrap();
+    }
+    let m = Mirage::open(dir.path()).unwrap();
+    assert_eq!(m.sessions().into_iter().map(|s| s.name).collect::<Vec<_>>(), ["main"]);
+}
