@@ -79,7 +79,8 @@ fn kill_9_mid_commit_loses_nothing_reported() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut seen = 0;
         while let Some(Ok(line)) = lines.next() {
-            if let Some(n) = line.strip_prefix("committed ") {
+            // libtest prints "test NAME ... " before the test's own first line.
+            if let Some((_, n)) = line.split_once("committed ") {
                 reported = Some(n.parse::<usize>().unwrap());
                 seen += 1;
                 if seen == wait_for {
@@ -155,4 +156,94 @@ async fn a_session_aborted_under_a_write_in_flight_leaves_the_store_openable() {
     }
     let m = Mirage::open(dir.path()).unwrap();
     assert_eq!(m.sessions().into_iter().map(|s| s.name).collect::<Vec<_>>(), ["main"]);
+}
+
+fn expected(i: usize) -> String {
+    format!("file {i} written through the session\n")
+}
+
+/// Run as a child process by `kill_9_mid_root_commit_loses_nothing`: writes files in a
+/// session over a host directory and commits them to it, until killed.
+#[tokio::test]
+#[ignore = "a child process of the crash test"]
+async fn root_commit_child() {
+    let (Ok(store), Ok(target)) = (std::env::var("MIRAGE_CRASH_STORE"), std::env::var("MIRAGE_CRASH_TARGET")) else {
+        return;
+    };
+    let m = Mirage::open(&store).unwrap();
+    m.mount("/w", Arc::new(mirage_core::LocalResource::new(&target).unwrap()), MountOptions::default()).unwrap();
+    let s = m.create_session("main").unwrap();
+    for i in 0..300 {
+        s.write_file(&format!("/w/{i}"), expected(i)).await.unwrap();
+    }
+    m.flush().unwrap();
+    println!("committing");
+    s.commit(CommitOptions::default()).await.unwrap();
+    println!("committed");
+}
+
+#[test]
+fn kill_9_mid_root_commit_loses_nothing() {
+    // Delays grow until a few kills have landed in the middle of the commit, whatever the
+    // machine's speed.
+    let mut killed_midway = 0;
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80, 160, 320, 640] {
+        if killed_midway >= 3 {
+            break;
+        }
+        let (store, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "root_commit_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("MIRAGE_CRASH_STORE", store.path())
+            .env("MIRAGE_CRASH_TARGET", target.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(Ok(line)) = lines.next() {
+            // libtest prints "test NAME ... " before the test's own first line.
+            if line.ends_with("committing") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let on_disk_at_kill = std::fs::read_dir(target.path())
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().parse::<usize>().is_ok()))
+            .count();
+        eprintln!("killed after {delay_ms} ms with {on_disk_at_kill} entries on disk");
+        killed_midway += usize::from((1..300).contains(&on_disk_at_kill));
+
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let m = Mirage::open(store.path()).unwrap();
+            let local = mirage_core::LocalResource::new(target.path()).unwrap();
+            m.mount("/w", Arc::new(local), MountOptions::default()).unwrap();
+            let s = m.session("main").unwrap();
+            for i in 0..300 {
+                assert_eq!(s.read_to_string(&format!("/w/{i}")).await.unwrap(), expected(i), "the session keeps {i}");
+            }
+            match s.commit(CommitOptions::default()).await {
+                Ok(_) => {
+                    for i in 0..300 {
+                        let on_disk = std::fs::read_to_string(target.path().join(i.to_string())).unwrap();
+                        assert_eq!(on_disk, expected(i), "delay {delay_ms} ms: file {i}");
+                    }
+                }
+                Err(e) => {
+                    // Only the path in flight can be written but unrecorded, and what is on
+                    // disk there is the session's own content.
+                    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+                    assert_eq!(e.conflicts().len(), 1, "{e}");
+                    let i: usize = e.conflicts()[0].file_name().unwrap().parse().unwrap();
+                    let on_disk = std::fs::read_to_string(target.path().join(i.to_string())).unwrap();
+                    assert_eq!(on_disk, expected(i));
+                }
+            }
+        });
+    }
+    assert!(killed_midway > 0, "no kill landed in the middle of the commit");
 }
