@@ -217,7 +217,7 @@ impl Session {
     /// # Errors
     /// `Conflict`; `NotFound` once aborted; resource errors (the report in the error detail
     /// says how much was applied; the rest stays in the session, and a retry continues from
-    /// there, except for an entry whose kind was changing: see `docs/SEMANTICS.md`).
+    /// there).
     ///
     /// # Cancel safety
     /// A fork's commit happens in one step after its locks are taken: dropping the future
@@ -392,6 +392,17 @@ impl Session {
                     };
                     done.map_err(|e| e.in_mount(step.mount.point()).with_op("commit"))?;
                     removed[i] = true;
+                    if step.node.file_type().is_some() {
+                        // Half done: the old entry is gone, the new one not there yet. Say so,
+                        // so that a retry after a failure creates it instead of conflicting.
+                        let record = Record::Origin {
+                            session: self.id,
+                            path: step.path.clone(),
+                            stamp: step.node.stamp,
+                            origin: Origin::Absent,
+                        };
+                        self.hub.record(vec![record])?;
+                    }
                 }
             }
             if step.node.file_type().is_none() {

@@ -45,6 +45,9 @@ pub(crate) enum Record {
     Patch { session: SessionId, path: VPath, stamp: u64, attr: Attr, size: u64, chunks: Vec<(u64, Bytes)> },
     /// Moves a child's changes into its parent (checked for conflicts beforehand).
     Commit { child: SessionId, winner_takes_all: bool },
+    /// What the resources hold at `path` changed under the session's own commit (an entry
+    /// removed before its replacement is written): the node's origin becomes `origin`.
+    Origin { session: SessionId, path: VPath, stamp: u64, origin: Origin },
     /// A root session's entries were written to the resources: they read through again.
     Flushed { session: SessionId, entries: Vec<(VPath, u64, Origin)> },
     /// Discards a session and its descendants.
@@ -119,6 +122,7 @@ impl State {
             | Record::Patch { session, .. }
             | Record::Commit { child: session, .. }
             | Record::Flushed { session, .. }
+            | Record::Origin { session, .. }
             | Record::Abort { session }
             | Record::Env { session, .. } => self.session(*session).map(drop),
             Record::Open { parent: None, .. } => Ok(()),
@@ -190,6 +194,12 @@ impl State {
                         s.view.insert(path.clone(), Arc::new(clean));
                         s.touched.remove(path);
                     }
+                }
+            }
+            Record::Origin { session, path, stamp, origin } => {
+                let s = self.session_mut(*session)?;
+                if let Some(node) = s.view.get(path).filter(|n| n.stamp == *stamp).cloned() {
+                    s.view.insert(path.clone(), Arc::new(Node { origin: origin.clone(), ..Node::clone(&node) }));
                 }
             }
             Record::Abort { session } => {

@@ -222,11 +222,13 @@ async fn small_write_into_large_local_file_and_exec_bit() {
     assert_eq!(std::fs::metadata(dir.path().join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
 }
 
-/// Memory that fails the first `put` of `/b`, as a backend that goes away mid-commit would.
+/// Memory that fails the first `put` of `/b` and the first `mkdir` of `/x`, as a backend that
+/// goes away mid-commit would.
 #[derive(Debug, Default)]
 struct FailOnce {
     inner: MemoryResource,
     failed: std::sync::atomic::AtomicBool,
+    failed_mkdir: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -245,6 +247,15 @@ impl mirage_core::Resource for FailOnce {
     }
     async fn set_mode(&self, path: &VPath, mode: u32) -> mirage_core::Result<()> {
         self.inner.set_mode(path, mode).await
+    }
+    async fn mkdir(&self, path: &VPath, mode: u32) -> mirage_core::Result<()> {
+        if path.as_str() == "/x" && !self.failed_mkdir.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(mirage_core::Error::new(ErrorKind::Io, "mkdir").with_path(path.clone()));
+        }
+        self.inner.mkdir(path, mode).await
+    }
+    async fn remove(&self, path: &VPath) -> mirage_core::Result<()> {
+        self.inner.remove(path).await
     }
     async fn set_times(
         &self,
@@ -481,4 +492,25 @@ async fn racing_commits_on_many_threads_have_exactly_one_winner() {
     for (i, fork) in forks.iter().enumerate() {
         assert_eq!(fork.read_file("/data/contested").await.unwrap(), format!("fork {i}"));
     }
+}
+
+/// An entry whose kind changes is removed, then re-created; a failure in between is recorded,
+/// so the retried commit creates it instead of reporting a conflict.
+#[tokio::test]
+async fn a_root_commit_failing_between_removal_and_recreation_completes_when_retried() {
+    let backend = Arc::new(FailOnce::default());
+    let mirage = Mirage::new();
+    mirage.mount("/r", backend.clone(), MountOptions::default()).unwrap();
+    let s = mirage.create_session("s").unwrap();
+    s.write_file("/r/x", "a file first").await.unwrap();
+    s.commit(CommitOptions::default()).await.unwrap();
+    s.remove("/r/x").await.unwrap();
+    s.mkdir("/r/x", 0o755).await.unwrap();
+    s.write_file("/r/x/inside", "then a directory").await.unwrap();
+    let e = s.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert!(backend.stat(&VPath::parse("/x").unwrap()).await.is_err(), "the file was removed");
+    s.commit(CommitOptions::default()).await.unwrap();
+    assert!(backend.stat(&VPath::parse("/x").unwrap()).await.unwrap().is_dir());
+    assert_eq!(backend.read(&VPath::parse("/x/inside").unwrap(), 0, 100).await.unwrap(), "then a directory");
 }
