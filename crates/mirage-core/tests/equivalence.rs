@@ -192,3 +192,86 @@ proptest! {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run(ops, local_pair()));
     }
 }
+
+/// Everything a session sees below `/m`: path to kind, mode and content.
+async fn seen(s: &Session) -> std::collections::BTreeMap<String, (FileType, u32, Vec<u8>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec!["/m".to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in s.read_dir(&dir).await.unwrap() {
+            let path = format!("{dir}/{}", entry.name);
+            let meta = s.lstat(&path).await.unwrap();
+            let content = match entry.file_type {
+                FileType::File => s.read_file(&path).await.unwrap().to_vec(),
+                FileType::Dir => {
+                    dirs.push(path.clone());
+                    Vec::new()
+                }
+                FileType::Symlink => Vec::new(),
+            };
+            out.insert(path, (entry.file_type, meta.mode, content));
+        }
+    }
+    out
+}
+
+/// `diff()` of a fork names every path whose kind, mode or content differs from its parent,
+/// with the right change kind and sizes.
+async fn diff_is_complete(setup: Vec<Op>, ops: Vec<Op>) {
+    let mirage = Mirage::new();
+    mirage.mount("/m", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    let main = mirage.create_session("main").unwrap();
+    for op in &setup {
+        let _ = session(&main, op).await;
+    }
+    let fork = main.fork().unwrap();
+    for op in &ops {
+        if !matches!(op, Op::Commit | Op::Fork) {
+            let _ = session(&fork, op).await;
+        }
+    }
+    let (before, after) = (seen(&main).await, seen(&fork).await);
+    let diff = fork.diff().await.unwrap();
+    let listed: std::collections::BTreeMap<String, &mirage_core::Change> =
+        diff.iter().map(|c| (c.path.to_string(), c)).collect();
+    for path in before.keys().chain(after.keys()) {
+        let (old, new) = (before.get(path), after.get(path));
+        if old == new {
+            continue;
+        }
+        let change = listed.get(path).unwrap_or_else(|| panic!("{path} differs but is not in {diff:?}"));
+        let want = match (old, new) {
+            (None, Some(_)) => mirage_core::ChangeKind::Added,
+            (Some(_), None) => mirage_core::ChangeKind::Deleted,
+            _ => mirage_core::ChangeKind::Modified,
+        };
+        assert_eq!(change.kind, want, "{path}");
+        let size = |e: Option<&(FileType, u32, Vec<u8>)>| {
+            e.map(|(t, _, c)| if *t == FileType::File { c.len() as u64 } else { 0 })
+        };
+        if change.file_type == FileType::File {
+            assert_eq!((change.old_size, change.new_size), (size(old), size(new)), "{path}");
+        }
+    }
+    for change in &diff {
+        let path = change.path.to_string();
+        let (old, new) = (before.get(&path), after.get(&path));
+        match change.kind {
+            mirage_core::ChangeKind::Added => assert!(old.is_none() && new.is_some(), "{path} added"),
+            mirage_core::ChangeKind::Deleted => assert!(old.is_some() && new.is_none(), "{path} deleted"),
+            mirage_core::ChangeKind::Modified => assert!(old.is_some() && new.is_some(), "{path} modified"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_forks_diff_names_every_difference(
+        setup in proptest::collection::vec(op(), 0..20),
+        ops in proptest::collection::vec(op(), 1..25),
+    ) {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(diff_is_complete(setup, ops));
+    }
+}
