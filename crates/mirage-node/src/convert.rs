@@ -67,14 +67,15 @@ where
     }
 }
 
-/// Writes the numbers of `meta` into `out` (kind code, size, mode, mtime, atime) and returns
-/// its version: a cheaper crossing than a fresh object per call.
-pub(crate) fn fill_stat(scratch: &mut Float64ArraySlice<'_>, meta: Metadata) -> napi::Result<String> {
+/// Writes the numbers of `meta` into `out` (kind code, size, mode, mtime, atime, overlay
+/// stamp) and returns its version, or `None` when the version is the overlay stamp in slot 5
+/// (the common case, which then costs no string): a cheaper crossing than an object per call.
+pub(crate) fn fill_stat(scratch: &mut Float64ArraySlice<'_>, meta: Metadata) -> napi::Result<Option<String>> {
     // SAFETY: this runs on Node's thread inside a synchronous call, so no JavaScript touches
     // the array while it is written.
     let out = unsafe { scratch.as_mut() };
-    if out.len() < 5 {
-        return Err(napi::Error::new(Status::InvalidArg, "stat scratch needs 5 slots"));
+    if out.len() < 6 {
+        return Err(napi::Error::new(Status::InvalidArg, "stat scratch needs 6 slots"));
     }
     out[0] = match meta.file_type {
         FileType::File => 0.0,
@@ -85,7 +86,13 @@ pub(crate) fn fill_stat(scratch: &mut Float64ArraySlice<'_>, meta: Metadata) -> 
     out[2] = f64::from(meta.mode);
     out[3] = millis(meta.mtime);
     out[4] = millis(meta.atime);
-    Ok(meta.version.0)
+    match meta.version.0.strip_prefix('o').and_then(|stamp| stamp.parse::<u64>().ok()) {
+        Some(stamp) if stamp < 1 << 53 => {
+            out[5] = stamp as f64;
+            Ok(None)
+        }
+        _ => Ok(Some(meta.version.0)),
+    }
 }
 
 /// Runs `fut` to completion on the calling thread if it needs no waiting; otherwise fails

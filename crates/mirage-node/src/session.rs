@@ -105,7 +105,7 @@ impl Session {
         env: &'env Env,
         path: String,
         mut scratch: Float64ArraySlice<'_>,
-    ) -> Result<Either<String, PromiseRaw<'env, StatInfo>>> {
+    ) -> Result<Either<Option<String>, PromiseRaw<'env, StatInfo>>> {
         let s = self.handle();
         settle_map(env, async move { s.stat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
     }
@@ -117,7 +117,7 @@ impl Session {
         env: &'env Env,
         path: String,
         mut scratch: Float64ArraySlice<'_>,
-    ) -> Result<Either<String, PromiseRaw<'env, StatInfo>>> {
+    ) -> Result<Either<Option<String>, PromiseRaw<'env, StatInfo>>> {
         let s = self.handle();
         settle_map(env, async move { s.lstat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
     }
@@ -470,13 +470,13 @@ impl Session {
     /// `stat` without a promise (mounts that need no waiting only), filling `scratch` as
     /// `stat` does.
     #[napi]
-    pub fn stat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<String> {
+    pub fn stat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<Option<String>> {
         fill_stat(&mut scratch, now(self.inner.stat(&path))?)
     }
 
     /// `lstat` without a promise.
     #[napi]
-    pub fn lstat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<String> {
+    pub fn lstat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<Option<String>> {
         fill_stat(&mut scratch, now(self.inner.lstat(&path))?)
     }
 

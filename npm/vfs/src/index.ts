@@ -187,10 +187,12 @@ export class Stats {
     return new Stats(info.kind as EntryKind, info.size, info.mode, info.mtimeMs, info.atimeMs, info.version)
   }
 
-  /** @internal Builds stats from the numbers a native call left in `scratch`. */
-  static fromScratch(scratch: Float64Array, version: string): Stats {
+  /** @internal Builds stats from the numbers a native call left in `scratch`; a `null`
+   * version means the overlay stamp in slot 5. */
+  static fromScratch(scratch: Float64Array, version: string | null | undefined): Stats {
     const kind = KINDS[scratch[0] ?? 0] ?? 'file'
-    return new Stats(kind, scratch[1] ?? 0, scratch[2] ?? 0, scratch[3] ?? 0, scratch[4] ?? 0, version)
+    const v = version ?? `o${scratch[5] ?? 0}`
+    return new Stats(kind, scratch[1] ?? 0, scratch[2] ?? 0, scratch[3] ?? 0, scratch[4] ?? 0, v)
   }
 
   /** Modification time. */
@@ -290,7 +292,7 @@ function seconds(time: number | Date): number {
 export class Session {
   readonly #native: native.Session
   /** Where synchronous stat answers land (kind, size, mode, mtime, atime). */
-  readonly #scratch = new Float64Array(5)
+  readonly #scratch = new Float64Array(6)
   /** A slab small reads are copied into; each result is a view of it, as Node does for
    * small buffers. A new slab replaces a nearly full one. */
   #pool = Buffer.allocUnsafeSlow(POOL_SIZE)
@@ -404,15 +406,15 @@ export class Session {
     return this.#stat(() => this.#native.lstat(path, this.#scratch))
   }
 
-  #stat(call: () => string | Promise<native.StatInfo>): Promise<Stats> {
-    let result: string | Promise<native.StatInfo>
+  #stat(call: () => string | null | undefined | Promise<native.StatInfo>): Promise<Stats> {
+    let result: string | null | undefined | Promise<native.StatInfo>
     try {
       result = call()
     } catch (e) {
       return Promise.reject(convertError(e))
     }
-    if (typeof result === 'string') return Promise.resolve(Stats.fromScratch(this.#scratch, result))
-    return result.then(Stats.fromInfo, rethrow)
+    if (result instanceof Promise) return result.then(Stats.fromInfo, rethrow)
+    return Promise.resolve(Stats.fromScratch(this.#scratch, result))
   }
 
   /** Describes many paths in one call. */
