@@ -43,9 +43,17 @@ impl Session {
     async fn target(&self, view: &View, path: &VPath, follow: bool, op: &'static str) -> Result<(VPath, Found)> {
         let (path, found) = self.resolve(view, path, follow, op).await?;
         if !found.exists() {
-            // Resolution left no link in the parent's path, so one lookup describes it.
+            // Resolution left no link in the parent's path, so one lookup describes it; a
+            // mount point or a directory the session holds needs none.
             let parent = path.parent().ok_or_else(|| err(ErrorKind::AlreadyExists, op, &path))?;
-            match self.lookup(view, &parent).await.map_err(|e| e.with_op(op))?.file_type() {
+            let known_dir = view.get(&parent).is_some_and(|n| matches!(n.kind, NodeKind::Dir { .. }))
+                || self.hub.mounts().get(&parent).is_some();
+            let parent_type = if known_dir {
+                Some(FileType::Dir)
+            } else {
+                self.lookup(view, &parent).await.map_err(|e| e.with_op(op))?.file_type()
+            };
+            match parent_type {
                 Some(FileType::Dir) => {}
                 Some(_) => return Err(err(ErrorKind::NotADirectory, op, &path)),
                 None => return Err(err(ErrorKind::NotFound, op, &path).with_detail("parent directory does not exist")),
