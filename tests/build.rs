@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/SEMANTICS.md");
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let doc_path = Path::new(&manifest_dir).join("../docs/SEMANTICS.md");
     println!("cargo::rerun-if-changed={}", doc_path.display());
     let doc = std::fs::read_to_string(&doc_path).expect("docs/SEMANTICS.md is readable");
     let mut blocks = Vec::new();
