@@ -26,6 +26,13 @@ fn fresh_attr(mode: u32) -> Attr {
 }
 
 impl Session {
+    /// Starts a mutation: takes the session's write lock (held by the returned guard) and the
+    /// view to compute from.
+    async fn begin(&self) -> Result<(tokio::sync::OwnedMutexGuard<()>, View)> {
+        let guard = self.hub.session_lock(self.id).lock_owned().await;
+        Ok((guard, self.view()?))
+    }
+
     /// Journals and applies `records`, releasing the view they were computed from first, so
     /// that the session's maps are updated in place rather than copied.
     fn apply(&self, view: View, records: Vec<Record>) -> Result<()> {
@@ -69,9 +76,7 @@ impl Session {
     /// `IsADirectory`, `NotFound` for a missing parent, `ReadOnly`.
     pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<()> {
         let path = self.abs(path)?;
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.target(&view, &path, true, "write").await?;
         self.check_writable("write", &path)?;
         let mode = match found.file_type() {
@@ -89,9 +94,7 @@ impl Session {
     /// `AlreadyExists`, `NotFound` for a missing parent, `ReadOnly`.
     pub async fn create(&self, path: &str, mode: u32) -> Result<()> {
         let path = self.abs(path)?;
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.target(&view, &path, false, "create").await?;
         if found.exists() {
             return Err(err(ErrorKind::AlreadyExists, "create", &path));
@@ -141,9 +144,7 @@ impl Session {
         data: Bytes,
     ) -> Result<()> {
         let path = self.abs(path)?;
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.resolve(&view, &path, true, op).await?;
         match found.file_type() {
             Some(FileType::File) => {}
@@ -187,9 +188,7 @@ impl Session {
     /// `AlreadyExists`, `NotFound` for a missing parent, `ReadOnly`.
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<()> {
         let path = self.abs(path)?;
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.target(&view, &path, false, "mkdir").await?;
         if found.exists() {
             return Err(err(ErrorKind::AlreadyExists, "mkdir", &path));
@@ -241,9 +240,7 @@ impl Session {
         if target.is_empty() || target.contains('\0') {
             return Err(err(ErrorKind::InvalidInput, "symlink", &path).with_detail("empty target or NUL byte"));
         }
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.target(&view, &path, false, "symlink").await?;
         if found.exists() {
             return Err(err(ErrorKind::AlreadyExists, "symlink", &path));
@@ -279,9 +276,7 @@ impl Session {
     async fn remove_entry(&self, path: &str, dir: bool) -> Result<()> {
         let op = if dir { "rmdir" } else { "unlink" };
         let path = self.abs(path)?;
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.resolve(&view, &path, false, op).await?;
         match (found.file_type(), dir) {
             (None, _) => return Err(err(ErrorKind::NotFound, op, &path)),
@@ -332,9 +327,7 @@ impl Session {
     /// `InvalidInput` for a move into itself, `ReadOnly`.
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (self.abs(from)?, self.abs(to)?);
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         // As the kernel does: both parents are resolved, in order, before the source is
         // looked at.
         let (from, found) = self.resolve(&view, &from, false, "rename").await?;
@@ -408,9 +401,7 @@ impl Session {
     /// `NotFound`, `IsADirectory`, `ReadOnly`.
     pub async fn copy_file(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (self.abs(from)?, self.abs(to)?);
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         // In the order copyfile(3) meets them: the source opens, then the target, then the
         // source turns out to be a directory.
         let (from, found) = self.resolve(&view, &from, true, "copyfile").await?;
@@ -453,9 +444,7 @@ impl Session {
 
     async fn change_attr(&self, path: &str, op: &'static str, change: impl FnOnce(&mut Attr)) -> Result<()> {
         let path = self.abs(path)?;
-        let lock = self.hub.session_lock(self.id);
-        let _guard = lock.lock().await;
-        let view = self.view()?;
+        let (_guard, view) = self.begin().await?;
         let (path, found) = self.resolve(&view, &path, true, op).await?;
         if !found.exists() {
             return Err(err(ErrorKind::NotFound, op, &path));

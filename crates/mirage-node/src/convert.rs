@@ -39,11 +39,7 @@ where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = mirage_core::Result<T>> + Send + 'static,
 {
-    let mut fut = Box::pin(fut);
-    match fut.as_mut().now_or_never() {
-        Some(result) => result.map(Either::A).map_err(js_error),
-        None => env.spawn_future(async move { fut.await.map_err(js_error) }).map(Either::B),
-    }
+    settle_map(env, fut, |_, value| Ok(value), std::convert::identity)
 }
 
 /// As [`settle`], but the value is converted with `now` when it is ready at once (where an

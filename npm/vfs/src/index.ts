@@ -157,8 +157,29 @@ const S_IFMT: Record<EntryKind, number> = { file: 0o100000, directory: 0o040000,
 /** Kind codes the native layer writes into a stat scratch array. */
 const KINDS: readonly EntryKind[] = ['file', 'directory', 'symlink']
 
+/** Something with a kind, answering the `fs.Stats`/`fs.Dirent` questions about it. */
+abstract class Kinded {
+  /** File, directory or symbolic link. */
+  abstract readonly kind: EntryKind
+
+  /** True for regular files. */
+  isFile(): boolean {
+    return this.kind === 'file'
+  }
+
+  /** True for directories. */
+  isDirectory(): boolean {
+    return this.kind === 'directory'
+  }
+
+  /** True for symbolic links (`lstat` and listings report them; `stat` follows them). */
+  isSymbolicLink(): boolean {
+    return this.kind === 'symlink'
+  }
+}
+
 /** What `stat` and `lstat` report, shaped like `fs.Stats`. */
-export class Stats {
+export class Stats extends Kinded {
   /** File, directory or symbolic link. */
   readonly kind: EntryKind
   /** Size in bytes. */
@@ -174,6 +195,7 @@ export class Stats {
 
   /** @internal */
   constructor(kind: EntryKind, size: number, mode: number, mtimeMs: number, atimeMs: number, version: string) {
+    super()
     this.kind = kind
     this.size = size
     this.mode = S_IFMT[kind] | mode
@@ -204,25 +226,10 @@ export class Stats {
   get atime(): Date {
     return new Date(this.atimeMs)
   }
-
-  /** True for regular files. */
-  isFile(): boolean {
-    return this.kind === 'file'
-  }
-
-  /** True for directories. */
-  isDirectory(): boolean {
-    return this.kind === 'directory'
-  }
-
-  /** True for symbolic links (only `lstat` reports them). */
-  isSymbolicLink(): boolean {
-    return this.kind === 'symlink'
-  }
 }
 
 /** A directory entry, shaped like `fs.Dirent`. */
-export class Dirent {
+export class Dirent extends Kinded {
   /** The entry's name. */
   readonly name: string
   /** The directory it was listed from. */
@@ -232,24 +239,10 @@ export class Dirent {
 
   /** @internal */
   constructor(parentPath: string, entry: native.Dirent) {
+    super()
     this.name = entry.name
     this.parentPath = parentPath
     this.kind = entry.kind as EntryKind
-  }
-
-  /** True for regular files. */
-  isFile(): boolean {
-    return this.kind === 'file'
-  }
-
-  /** True for directories. */
-  isDirectory(): boolean {
-    return this.kind === 'directory'
-  }
-
-  /** True for symbolic links. */
-  isSymbolicLink(): boolean {
-    return this.kind === 'symlink'
   }
 }
 
