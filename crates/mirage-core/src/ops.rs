@@ -70,11 +70,12 @@ impl Session {
         Ok((path, found))
     }
 
-    /// Creates or replaces the file at `path` with `data` (following a final symlink).
+    /// Creates or replaces the file at `path` with `data` (following a final symlink), and
+    /// returns the path written: `path` made absolute, links followed.
     ///
     /// # Errors
     /// `IsADirectory`, `NotFound` for a missing parent, `ReadOnly`.
-    pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<()> {
+    pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<VPath> {
         let path = self.abs(path)?;
         let (_guard, view) = self.begin().await?;
         let (path, found) = self.target(&view, &path, true, "write").await?;
@@ -85,7 +86,8 @@ impl Session {
             None => 0o644,
         };
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data.into())));
-        self.apply(view, vec![self.set(&path, node)])
+        self.apply(view, vec![self.set(&path, node)])?;
+        Ok(path)
     }
 
     /// Creates an empty file; fails if anything exists at `path` (O_CREAT | O_EXCL).
@@ -121,7 +123,9 @@ impl Session {
     pub async fn append(&self, path: &str, data: impl Into<Bytes>) -> Result<()> {
         let data = data.into();
         match self.change_file(path, "append", Some, data.clone()).await {
-            Err(e) if e.kind() == ErrorKind::NotFound && !self.exists(path).await? => self.write_file(path, data).await,
+            Err(e) if e.kind() == ErrorKind::NotFound && !self.exists(path).await? => {
+                self.write_file(path, data).await.map(drop)
+            }
             other => other,
         }
     }

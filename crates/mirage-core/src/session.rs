@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
@@ -337,6 +337,17 @@ impl Session {
     pub fn parent(&self) -> Result<Option<Session>> {
         let parent = self.hub.lock().state.session(self.id)?.parent;
         Ok(parent.map(|id| Session { hub: self.hub.clone(), id }))
+    }
+
+    /// A counter that moves whenever what the session shows changes: its own writes, a fork
+    /// committed into it, its own commit, an abort. A cache of the session's content (a
+    /// binding's, a kernel's) stays valid while the counter stands still; content that
+    /// falls through to a resource the session has not touched is not covered.
+    ///
+    /// # Errors
+    /// `NotFound` once the session has been aborted.
+    pub fn changes(&self) -> Result<Arc<AtomicU32>> {
+        Ok(self.hub.lock().state.session(self.id)?.changes.clone())
     }
 
     /// The working directory relative paths resolve against.

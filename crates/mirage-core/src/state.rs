@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,8 @@ pub(crate) struct SessionState {
     pub(crate) touched: Touched,
     pub(crate) cwd: VPath,
     pub(crate) env: BTreeMap<String, String>,
+    /// Moves on every change to what the session shows (see [`crate::Session::changes`]).
+    pub(crate) changes: Arc<AtomicU32>,
 }
 
 /// A change to the state of the sessions; also the unit of the store's journal.
@@ -65,6 +68,11 @@ pub(crate) struct State {
 }
 
 impl SessionState {
+    /// Tells whoever caches what the session shows that it changed.
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
     /// Records the node at `path` as the session's starting point, the first time only.
     fn touch(&mut self, path: &VPath) {
         if !self.touched.contains_key(path) {
@@ -113,6 +121,15 @@ impl State {
         out
     }
 
+    /// Discards `id` and its descendants, telling their caches.
+    fn remove_subtree(&mut self, id: SessionId) {
+        for id in self.subtree(id) {
+            if let Some(s) = self.sessions.remove(&id) {
+                s.changed();
+            }
+        }
+    }
+
     /// Fails with `NotFound` when `record` names a session that does not exist (so that it
     /// is never journaled).
     pub(crate) fn check(&self, record: &Record) -> Result<()> {
@@ -144,6 +161,7 @@ impl State {
                     touched: Touched::new(),
                     cwd: VPath::root(),
                     env: BTreeMap::new(),
+                    changes: Arc::default(),
                 };
                 let state = match parent {
                     None => fresh(),
@@ -156,6 +174,7 @@ impl State {
                             touched: Touched::new(),
                             cwd: p_state.cwd.clone(),
                             env: p_state.env.clone(),
+                            changes: Arc::default(),
                         }
                     }
                 };
@@ -164,7 +183,9 @@ impl State {
             }
             Record::Set { session, path, node } => {
                 self.next_stamp = self.next_stamp.max(node.stamp + 1);
-                self.session_mut(*session)?.replace(path, node.clone());
+                let s = self.session_mut(*session)?;
+                s.replace(path, node.clone());
+                s.changed();
             }
             Record::Patch { session, path, stamp, attr, size, chunks } => {
                 self.next_stamp = self.next_stamp.max(stamp + 1);
@@ -184,6 +205,7 @@ impl State {
                 node.stamp = *stamp;
                 node.attr = *attr;
                 s.replace(path, Arc::new(node));
+                s.changed();
             }
             Record::Commit { child, winner_takes_all } => self.apply_commit(*child, *winner_takes_all)?,
             Record::Flushed { session, entries } => {
@@ -195,22 +217,21 @@ impl State {
                         s.touched.remove(path);
                     }
                 }
+                s.changed();
             }
             Record::Origin { session, path, stamp, origin } => {
                 let s = self.session_mut(*session)?;
                 if let Some(node) = s.view.get(path).filter(|n| n.stamp == *stamp).cloned() {
                     s.view.insert(path.clone(), Arc::new(Node { origin: origin.clone(), ..Node::clone(&node) }));
                 }
+                s.changed();
             }
-            Record::Abort { session } => {
-                for id in self.subtree(*session) {
-                    self.sessions.remove(&id);
-                }
-            }
+            Record::Abort { session } => self.remove_subtree(*session),
             Record::Env { session, cwd, env } => {
                 let s = self.session_mut(*session)?;
                 s.cwd = cwd.clone();
                 s.env = env.clone();
+                s.changed();
             }
         }
         Ok(())
@@ -297,12 +318,12 @@ impl State {
             }
         }
         child.touched = Touched::new();
+        child.changed();
+        self.session(parent_id)?.changed();
         if winner_takes_all {
             for sibling in self.children(parent_id) {
                 if sibling != child_id {
-                    for id in self.subtree(sibling) {
-                        self.sessions.remove(&id);
-                    }
+                    self.remove_subtree(sibling);
                 }
             }
         }

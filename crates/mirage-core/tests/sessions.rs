@@ -514,3 +514,33 @@ async fn a_root_commit_failing_between_removal_and_recreation_completes_when_ret
     assert!(backend.stat(&VPath::parse("/x").unwrap()).await.unwrap().is_dir());
     assert_eq!(backend.read(&VPath::parse("/x/inside").unwrap(), 0, 100).await.unwrap(), "then a directory");
 }
+
+#[tokio::test]
+async fn the_change_counter_moves_exactly_when_what_the_session_shows_changes() {
+    use std::sync::atomic::Ordering::Acquire;
+    let (_m, root) = setup();
+    let counter = root.changes().unwrap();
+    let now = || counter.load(Acquire);
+    let start = now();
+    root.write_file("/data/a", "a").await.unwrap();
+    assert_eq!(now(), start + 1, "one write, one step");
+    root.read_file("/data/a").await.unwrap();
+    root.stat("/data/a").await.unwrap();
+    let child = root.fork().unwrap();
+    assert_eq!(now(), start + 1, "reads and forks change nothing");
+    let child_counter = child.changes().unwrap();
+    child.write_file("/data/a", "b").await.unwrap();
+    assert_eq!(now(), start + 1, "a fork's writes are its own");
+    assert_eq!(child_counter.load(Acquire), 1);
+    child.commit(CommitOptions::default()).await.unwrap();
+    assert!(now() > start + 1, "a commit into the session moves it");
+    let (before, loser) = (child_counter.load(Acquire), child.fork().unwrap());
+    let loser_counter = loser.changes().unwrap();
+    loser.abort().unwrap();
+    assert_eq!(loser_counter.load(Acquire), 1, "an abort moves it");
+    assert_eq!(child_counter.load(Acquire), before, "but not the parent's");
+    assert_eq!(loser.changes().unwrap_err().kind(), ErrorKind::NotFound);
+    let before = now();
+    root.commit(CommitOptions::default()).await.unwrap();
+    assert!(now() > before, "a root commit moves it");
+}
