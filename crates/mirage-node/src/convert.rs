@@ -4,9 +4,13 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use futures::FutureExt;
-use napi::bindgen_prelude::{Either, Float64ArraySlice, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{
+    BufferSlice, Either, Float64ArraySlice, FromNapiValue, PromiseRaw, ToNapiValue, TypeName, ValueType,
+};
 use napi::{Env, Status};
+use napi::{check_status, sys};
 use napi_derive::napi;
 
 use mirage_core::{DirEntry, ErrorKind, FileType, Metadata};
@@ -27,6 +31,35 @@ pub(crate) fn js_error(e: mirage_core::Error) -> napi::Error {
         "message": e.to_string(),
     });
     napi::Error::new(Status::GenericFailure, format!("{ERROR_TAG}{json}"))
+}
+
+/// Bytes to write: a string (as UTF-8) or any `Uint8Array`, told apart by `typeof` so that
+/// neither shape pays for a failed conversion to the other.
+pub struct Data(pub(crate) Bytes);
+
+impl FromNapiValue for Data {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut kind = 0;
+        // SAFETY: `env` and `value` come from the call being converted.
+        unsafe {
+            check_status!(sys::napi_typeof(env, value, &mut kind))?;
+            if kind == sys::ValueType::napi_string {
+                Ok(Data(Bytes::from(String::from_napi_value(env, value)?.into_bytes())))
+            } else {
+                Ok(Data(Bytes::copy_from_slice(&BufferSlice::from_napi_value(env, value)?)))
+            }
+        }
+    }
+}
+
+impl TypeName for Data {
+    fn type_name() -> &'static str {
+        "string | Uint8Array"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
 }
 
 /// A value now, or a promise of it.

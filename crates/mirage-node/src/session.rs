@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use mirage_core::{ChangeKind, CommitOptions};
 
-use crate::convert::{Dirent, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name};
+use crate::convert::{Data, Dirent, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name};
 
 /// One copy-on-write view of the whole tree.
 #[napi]
@@ -22,13 +22,6 @@ pub struct Session {
 impl From<mirage_core::Session> for Session {
     fn from(inner: mirage_core::Session) -> Self {
         Session { inner }
-    }
-}
-
-fn bytes(data: Either<String, BufferSlice<'_>>) -> Bytes {
-    match data {
-        Either::A(text) => Bytes::from(text.into_bytes()),
-        Either::B(buffer) => Bytes::copy_from_slice(&buffer),
     }
 }
 
@@ -88,6 +81,19 @@ impl Session {
     #[napi(getter)]
     pub fn name(&self) -> Result<String> {
         self.inner.name().map_err(js_error)
+    }
+
+    /// A one-slot array over the session's change counter, which moves whenever what the
+    /// session shows changes; the wrapper's content cache holds while it stands still.
+    /// `null` where the runtime cannot share memory with JavaScript (no cache then).
+    #[napi]
+    pub fn changes<'env>(&self, env: &'env Env) -> Result<Option<Uint32ArraySlice<'env>>> {
+        let counter = self.inner.changes().map_err(js_error)?;
+        let slot = counter.as_ptr();
+        // SAFETY: the counter lives as long as the array, which owns a reference to it; the
+        // array is only ever read, and a u32 load of an aligned atomic sees a whole value.
+        let array = unsafe { Uint32ArraySlice::from_external(env, slot, 1, counter, |_, counter| drop(counter))? };
+        Ok(std::ptr::eq(array.as_ptr(), slot).then_some(array))
     }
 
     /// The parent session, or `null` for a root session.
@@ -212,10 +218,10 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        data: Either<String, BufferSlice<'_>>,
-    ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let (s, data) = (self.handle(), bytes(data));
-        settle(env, async move { s.write_file(&path, data).await })
+        #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
+    ) -> Result<Either<bool, PromiseRaw<'env, bool>>> {
+        let s = self.handle();
+        settle(env, async move { Ok(s.write_file(&path, data.0).await?.as_str() == path) })
     }
 
     /// Appends to a file, creating it if needed.
@@ -224,9 +230,9 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        data: Either<String, BufferSlice<'_>>,
+        #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let (s, data) = (self.handle(), bytes(data));
+        let (s, data) = (self.handle(), data.0);
         settle(env, async move { s.append(&path, data).await })
     }
 
@@ -237,9 +243,9 @@ impl Session {
         env: &'env Env,
         path: String,
         offset: f64,
-        data: Either<String, BufferSlice<'_>>,
+        #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let (s, data) = (self.handle(), bytes(data));
+        let (s, data) = (self.handle(), data.0);
         settle(env, async move { s.write(&path, offset as u64, data).await })
     }
 
@@ -500,8 +506,12 @@ impl Session {
 
     /// `writeFile` without a promise.
     #[napi]
-    pub fn write_file_sync(&self, path: String, data: Either<String, BufferSlice<'_>>) -> Result<()> {
-        now(self.inner.write_file(&path, bytes(data)))
+    pub fn write_file_sync(
+        &self,
+        path: String,
+        #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
+    ) -> Result<bool> {
+        now(async { Ok(self.inner.write_file(&path, data.0).await?.as_str() == path) })
     }
 
     /// `readdir` without a promise.

@@ -25,7 +25,12 @@
  * @packageDocumentation
  */
 
+// The allocator's settings must be in the environment before the addon loads.
+import { restoreEnvironment } from './allocator.js'
 import * as native from '../native/binding.js'
+import { type Cached, ContentCache, fromCache } from './cache.js'
+
+restoreEnvironment()
 
 /** Prefix of the JSON error messages the native layer produces. */
 const ERROR_TAG = 'MIRAGE_ERROR:'
@@ -75,6 +80,9 @@ function convertError(e: unknown): unknown {
 function rethrow(e: unknown): never {
   throw convertError(e)
 }
+
+/** Drops a value (a native write's "plain path" answer the caller does not need). */
+function ignore(): void {}
 
 /** The settled promise of every write that finished at once. */
 const RESOLVED: Promise<void> = Promise.resolve()
@@ -290,10 +298,14 @@ export class Session {
    * small buffers. A new slab replaces a nearly full one. */
   #pool = Buffer.allocUnsafeSlow(POOL_SIZE)
   #poolUsed = 0
+  /** Small files this handle wrote, read back without a native call (see cache.ts). */
+  readonly #cache: ContentCache | null
 
   /** @internal */
   constructor(session: native.Session) {
     this.#native = session
+    const changes = sync(() => session.changes())
+    this.#cache = changes === null ? null : new ContentCache(changes)
   }
 
   /** The session's unique name. */
@@ -313,6 +325,8 @@ export class Session {
   readFile(path: string, options?: Encoding | ReadFileOptions | null): Promise<Buffer | string> {
     // The hot path, written out: no closure, and a settled value needs one promise only.
     const encoding = encodingOf(options)
+    const cached = this.#cache?.get(path)
+    if (cached !== undefined) return Promise.resolve(fromCache(cached, encoding))
     let result: Buffer | Promise<Buffer>
     try {
       result = this.#pooled(this.#native.readFile(path, this.#pool, this.#poolStart()))
@@ -355,13 +369,23 @@ export class Session {
 
   /** Creates or replaces a file. */
   writeFile(path: string, content: Data): Promise<void> {
-    let result: undefined | Promise<undefined>
+    const before = this.#cache?.mark() ?? 0
+    let result: boolean | Promise<boolean>
     try {
       result = this.#native.writeFile(path, data(content))
     } catch (e) {
       return Promise.reject(convertError(e))
     }
-    return result instanceof Promise ? result.catch(rethrow) : RESOLVED
+    if (result instanceof Promise) return result.then(ignore, rethrow)
+    if (result) this.#remember(path, content, before)
+    return RESOLVED
+  }
+
+  /** Caches a plain write that finished at once; `before` is the change counter before it. */
+  #remember(path: string, content: Data, before: number): void {
+    if (this.#cache === null) return
+    const copy: Cached = typeof content === 'string' ? content : Buffer.from(content)
+    this.#cache.remember(path, copy, before)
   }
 
   /** Appends to a file, creating it if needed. */
@@ -563,13 +587,16 @@ export class Session {
   readFileSync(path: string, options?: ReadFileOptions | null): Buffer
   readFileSync(path: string, options?: Encoding | ReadFileOptions | null): Buffer | string {
     const encoding = encodingOf(options)
+    const cached = this.#cache?.get(path)
+    if (cached !== undefined) return fromCache(cached, encoding)
     const content = this.#pooled(sync(() => this.#native.readFileSync(path, this.#pool, this.#poolStart())))
     return encoding === null ? content : content.toString(encoding)
   }
 
   /** `writeFile` without a promise. */
   writeFileSync(path: string, content: Data): void {
-    sync(() => this.#native.writeFileSync(path, data(content)))
+    const before = this.#cache?.mark() ?? 0
+    if (sync(() => this.#native.writeFileSync(path, data(content)))) this.#remember(path, content, before)
   }
 
   /** `readdir` without a promise. */
