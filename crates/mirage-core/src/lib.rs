@@ -59,6 +59,7 @@ mod overlay;
 mod session;
 mod state;
 mod store;
+mod watch;
 
 pub use commit::{Change, ChangeKind};
 pub use error::{Error, ErrorKind, Result};
@@ -68,3 +69,4 @@ pub use mount::{Mount, MountOptions, MountTable};
 pub use path::VPath;
 pub use resource::{ByteStream, Capabilities, DirEntry, FileType, Metadata, Precondition, Resource, Version};
 pub use session::{CommitOptions, CommitReport, Mirage, Session, SessionInfo};
+pub use watch::{Notice, Watch};

@@ -20,6 +20,7 @@ use crate::path::VPath;
 use crate::resource::{DirEntry, FileType, Metadata, Resource, Version};
 use crate::state::{Record, SessionId, State};
 use crate::store::Journal;
+use crate::watch::Watchers;
 
 /// How many symbolic links one path resolution may follow.
 const MAX_LINK_HOPS: usize = 40;
@@ -41,6 +42,7 @@ pub(crate) struct Hub {
     stamps: AtomicU64,
     locks: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
     started: SystemTime,
+    pub(crate) watchers: Watchers,
 }
 
 #[derive(Debug)]
@@ -91,6 +93,7 @@ impl Mirage {
                 stamps,
                 locks: Mutex::new(HashMap::new()),
                 started: SystemTime::now(),
+                watchers: Watchers::default(),
             }),
         }
     }
@@ -198,8 +201,12 @@ impl Hub {
         if let Some(journal) = inner.journal.as_mut() {
             journal.append(&records)?;
         }
+        let pending = self.watchers.pending(&inner.state, &records);
         for record in &records {
             inner.state.apply(record)?;
+        }
+        if let Some(pending) = pending {
+            self.watchers.deliver(pending);
         }
         Ok(())
     }

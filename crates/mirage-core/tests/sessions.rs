@@ -544,3 +544,41 @@ async fn the_change_counter_moves_exactly_when_what_the_session_shows_changes() 
     root.commit(CommitOptions::default()).await.unwrap();
     assert!(now() > before, "a root commit moves it");
 }
+
+#[tokio::test]
+async fn watchers_hear_every_change_to_what_the_session_shows() {
+    use std::sync::Mutex;
+    let (_m, root) = setup();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let watch_root = {
+        let heard = heard.clone();
+        root.watch(move |notice| {
+            heard.lock().unwrap().push(match notice {
+                mirage_core::Notice::Changed(paths) => paths.iter().map(VPath::to_string).collect::<Vec<_>>().join(" "),
+                mirage_core::Notice::Ended => "ended".to_owned(),
+            })
+        })
+        .unwrap()
+    };
+    let take = || std::mem::take(&mut *heard.lock().unwrap());
+    root.write_file("/data/a", "a").await.unwrap();
+    root.read_file("/data/a").await.unwrap();
+    assert_eq!(take(), ["/data/a"]);
+    let (winner, loser) = (root.fork().unwrap(), root.fork().unwrap());
+    let loser_heard = Arc::new(Mutex::new(Vec::new()));
+    let _watch_loser = {
+        let loser_heard = loser_heard.clone();
+        loser.watch(move |n| loser_heard.lock().unwrap().push(n == mirage_core::Notice::Ended)).unwrap()
+    };
+    winner.write_file("/data/b", "b").await.unwrap();
+    winner.rename("/data/a", "/data/c").await.unwrap();
+    assert!(take().is_empty(), "a fork's changes are its own until it commits");
+    winner.commit(CommitOptions { winner_takes_all: true }).await.unwrap();
+    let mut paths: Vec<String> = take().join(" ").split(' ').map(str::to_owned).collect();
+    paths.sort();
+    assert_eq!(paths, ["/data/a", "/data/b", "/data/c"], "the commit names every path it brings");
+    assert_eq!(*loser_heard.lock().unwrap(), [true], "the aborted sibling hears that it ended");
+    drop(watch_root);
+    root.write_file("/data/d", "d").await.unwrap();
+    assert!(take().is_empty(), "a dropped watch hears nothing");
+}
