@@ -95,10 +95,14 @@ impl Session {
     /// # Errors
     /// `NotFound` when it was already aborted; I/O errors from the store.
     pub fn abort(&self) -> Result<()> {
-        let mut inner = self.hub.lock();
-        inner.state.session(self.id)?;
-        self.hub.record_locked(&mut inner, vec![Record::Abort { session: self.id }])?;
-        self.hub.sync(&mut inner)
+        let result = {
+            let mut inner = self.hub.lock();
+            inner.state.session(self.id)?;
+            self.hub.record_locked(&mut inner, vec![Record::Abort { session: self.id }])?;
+            self.hub.sync(&mut inner)
+        };
+        self.hub.deliver();
+        result
     }
 
     /// Makes this session's recorded changes durable in the store (a no-op without one).
@@ -225,6 +229,12 @@ impl Session {
     /// written: dropping it midway leaves at most the path in flight written but unrecorded
     /// (a later commit reports it as a conflict); the session's content is never lost.
     pub async fn commit(&self, options: CommitOptions) -> Result<CommitReport> {
+        let result = self.commit_locked(options).await;
+        self.hub.deliver();
+        result
+    }
+
+    async fn commit_locked(&self, options: CommitOptions) -> Result<CommitReport> {
         let lock = self.hub.session_lock(self.id);
         let _guard = lock.lock().await;
         let parent = self.hub.lock().state.session(self.id)?.parent;

@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{Attr, FileData, Node, NodeKind, Origin, View};
 use crate::path::VPath;
 use crate::resource::FileType;
-use crate::session::{Found, Session};
+use crate::session::{Found, Hub, Session};
 use crate::state::Record;
 
 fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
@@ -25,12 +25,25 @@ fn fresh_attr(mode: u32) -> Attr {
     Attr { mode: mode & 0o7777, mtime: now, atime: now }
 }
 
+/// Holds a session's write lock for one mutation; on release, watchers hear what changed.
+pub(crate) struct OpGuard {
+    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    hub: Arc<Hub>,
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        self.hub.deliver();
+    }
+}
+
 impl Session {
-    /// Starts a mutation: takes the session's write lock (held by the returned guard) and the
-    /// view to compute from.
-    async fn begin(&self) -> Result<(tokio::sync::OwnedMutexGuard<()>, View)> {
-        let guard = self.hub.session_lock(self.id).lock_owned().await;
-        Ok((guard, self.view()?))
+    /// Starts a mutation: takes the session's write lock (held by the returned guard, which
+    /// tells watchers what changed once it is released) and the view to compute from.
+    async fn begin(&self) -> Result<(OpGuard, View)> {
+        let lock = self.hub.session_lock(self.id).lock_owned().await;
+        Ok((OpGuard { lock: Some(lock), hub: self.hub.clone() }, self.view()?))
     }
 
     /// Journals and applies `records`, releasing the view they were computed from first, so

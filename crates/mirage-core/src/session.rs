@@ -20,7 +20,7 @@ use crate::path::VPath;
 use crate::resource::{DirEntry, FileType, Metadata, Resource, Version};
 use crate::state::{Record, SessionId, State};
 use crate::store::Journal;
-use crate::watch::Watchers;
+use crate::watch::{Pending, Watchers};
 
 /// How many symbolic links one path resolution may follow.
 const MAX_LINK_HOPS: usize = 40;
@@ -49,6 +49,9 @@ pub(crate) struct Hub {
 pub(crate) struct Inner {
     pub(crate) state: State,
     journal: Option<Journal>,
+    /// What watchers have yet to hear: they are called once no lock is held (see
+    /// [`Hub::deliver`]).
+    undelivered: Vec<Pending>,
 }
 
 /// A summary of one session, as [`Mirage::sessions`] lists them.
@@ -89,7 +92,7 @@ impl Mirage {
         Mirage {
             hub: Arc::new(Hub {
                 mounts: RwLock::new(MountTable::new()),
-                state: Mutex::new(Inner { state, journal }),
+                state: Mutex::new(Inner { state, journal, undelivered: Vec::new() }),
                 stamps,
                 locks: Mutex::new(HashMap::new()),
                 started: SystemTime::now(),
@@ -205,10 +208,18 @@ impl Hub {
         for record in &records {
             inner.state.apply(record)?;
         }
-        if let Some(pending) = pending {
-            self.watchers.deliver(pending);
-        }
+        inner.undelivered.extend(pending);
         Ok(())
+    }
+
+    /// Tells watchers about the changes recorded so far. Called where an operation has
+    /// released every lock it held: a watcher may wait for another thread that needs them (a
+    /// kernel invalidating its caches waits for the filesystem requests in flight).
+    pub(crate) fn deliver(&self) {
+        let pending = std::mem::take(&mut self.lock().undelivered);
+        for p in pending {
+            self.watchers.deliver(p);
+        }
     }
 
     /// Makes the journal durable.

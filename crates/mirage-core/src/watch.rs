@@ -40,6 +40,7 @@ impl fmt::Debug for Watchers {
 
 /// What `records` will change, per session, computed before they apply (a commit's paths are
 /// the child's record of what it touched, which the commit clears).
+#[derive(Debug)]
 pub(crate) struct Pending(PerSession);
 
 impl Watchers {
@@ -79,14 +80,16 @@ impl Watchers {
 
     /// Tells the watchers what `pending` describes (after the records applied).
     pub(crate) fn deliver(&self, pending: Pending) {
-        let list = self.list();
+        // Called without the list locked: a callback may wait on a thread that is itself
+        // delivering.
+        let list: Vec<(SessionId, Callback)> = self.list().iter().map(|(_, s, c)| (*s, c.clone())).collect();
         for (session, paths) in &pending.0 {
             let notice = match paths {
                 Some(paths) if paths.is_empty() => continue,
                 Some(paths) => Notice::Changed(paths),
                 None => Notice::Ended,
             };
-            for (_, _, callback) in list.iter().filter(|(_, s, _)| s == session) {
+            for (_, callback) in list.iter().filter(|(s, _)| s == session) {
                 callback(notice);
             }
         }
@@ -147,9 +150,9 @@ impl Session {
     /// Calls `callback` after every change to what this session shows, with the paths
     /// concerned, until the returned [`Watch`] is dropped.
     ///
-    /// The callback runs on the thread that made the change while the session's state is
-    /// locked: it must be quick and must not call into Mirage (hand the notice to another
-    /// thread if there is more to do).
+    /// The callback runs on the thread that made the change, after the operation released its
+    /// locks and before it returns, so whoever changed the session knows the watchers heard
+    /// it. It must not call into this session's mutations (they would run inside one).
     ///
     /// # Errors
     /// `NotFound` once the session has been aborted.
