@@ -1,0 +1,605 @@
+//! The `fuser::Filesystem` that answers the kernel from a session.
+//!
+//! Every request runs the session operation on the calling worker thread (the futures of
+//! memory and local mounts complete at once; remote ones wait on the tokio runtime). The
+//! kernel keeps entries, attributes and pages for the configured time to live; what changes
+//! behind its back (another writer of the session, a commit into it) is invalidated
+//! explicitly by [`crate::invalidate`], and changes made through this mount are not, because
+//! the kernel already knows them.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType as Kind, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use mirage_core::{DirEntry, FileType, Metadata, Session, VPath};
+
+use crate::attr::{Owner, child, errno, file_attr, negative_attr, orphan_attr};
+use crate::inodes::{Inodes, Orphan, Target};
+
+thread_local! {
+    /// The mount this thread is answering a request of (0 when none): changes made by the
+    /// request are the kernel's own and need no invalidation.
+    static SERVING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The mount the current thread is answering a request of, as [`mount_id`] names it.
+pub(crate) fn serving() -> usize {
+    SERVING.get()
+}
+
+/// A name for the mount that owns `inodes`, unique while it lives.
+pub(crate) fn mount_id(inodes: &Arc<Inodes>) -> usize {
+    Arc::as_ptr(inodes) as usize
+}
+
+/// Marks a file handle opened with `O_APPEND`.
+const APPEND: u64 = 1;
+
+/// The filesystem served for one session.
+pub(crate) struct MirageFs {
+    session: Session,
+    runtime: tokio::runtime::Handle,
+    inodes: Arc<Inodes>,
+    ttl: Duration,
+    owner: Owner,
+    /// Directory listings taken at `opendir`, so that offsets stay stable while reading.
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_handle: AtomicU64,
+}
+
+impl MirageFs {
+    pub(crate) fn new(
+        session: Session,
+        runtime: tokio::runtime::Handle,
+        inodes: Arc<Inodes>,
+        ttl: Duration,
+        owner: Owner,
+    ) -> Self {
+        MirageFs {
+            session,
+            runtime,
+            inodes,
+            ttl,
+            owner,
+            dirs: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+        }
+    }
+
+    /// Runs a session operation for the kernel.
+    fn run<T>(&self, op: impl Future<Output = mirage_core::Result<T>>) -> Result<T, Errno> {
+        SERVING.set(mount_id(&self.inodes));
+        let result = self.runtime.block_on(op);
+        SERVING.set(0);
+        result.map_err(|e| errno(&e))
+    }
+
+    fn lstat(&self, path: &VPath) -> Result<Metadata, Errno> {
+        self.run(self.session.lstat(path.as_str()))
+    }
+
+    /// Looks `path` up and counts the kernel's new reference.
+    fn entry(&self, path: &VPath) -> Result<FileAttr, Errno> {
+        let meta = self.lstat(path)?;
+        Ok(file_attr(self.inodes.remember(path), &meta, self.owner))
+    }
+
+    fn reply_entry(&self, path: Result<VPath, Errno>, reply: ReplyEntry) {
+        match path.and_then(|path| self.entry(&path)) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn child(&self, parent: INodeNo, name: &OsStr) -> Result<VPath, Errno> {
+        child(&self.inodes.path(parent)?, name)
+    }
+
+    /// The content of the file at `path` if it is open, to keep once the path is gone.
+    fn keep_if_open(&self, path: &VPath) -> Result<Option<Orphan>, Errno> {
+        if !self.inodes.is_open(path) {
+            return Ok(None);
+        }
+        let meta = self.lstat(path)?;
+        if meta.file_type != FileType::File {
+            return Ok(None);
+        }
+        let data = self.run(self.session.read_file(path.as_str()))?;
+        Ok(Some(Orphan { data: data.to_vec(), mode: meta.mode, mtime: meta.mtime }))
+    }
+
+    fn new_handle(&self, append: bool) -> FileHandle {
+        FileHandle((self.next_handle.fetch_add(1, Ordering::Relaxed) << 1) | u64::from(append))
+    }
+
+    fn attr_of(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        match self.inodes.target(ino)? {
+            Target::Path(path) => Ok(file_attr(ino, &self.lstat(&path)?, self.owner)),
+            Target::Orphan(orphan) => Ok(orphan_attr(ino, &orphan, self.owner)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_attr(
+        &self,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+    ) -> Result<FileAttr, Errno> {
+        // Ownership cannot change: entries belong to the mount's owner.
+        if uid.is_some_and(|u| u != self.owner.uid) || gid.is_some_and(|g| g != self.owner.gid) {
+            return Err(Errno::EPERM);
+        }
+        let time = |t: Option<TimeOrNow>| {
+            t.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            })
+        };
+        let path = match self.inodes.target(ino)? {
+            Target::Path(path) => path,
+            Target::Orphan(_) => {
+                self.inodes.with_orphan(ino, |o| {
+                    if let Some(size) = size {
+                        o.data.resize(usize::try_from(size).unwrap_or(usize::MAX), 0);
+                    }
+                    if let Some(mode) = mode {
+                        o.mode = mode & 0o7777;
+                    }
+                    if let Some(t) = time(mtime) {
+                        o.mtime = t;
+                    }
+                });
+                return self.attr_of(ino);
+            }
+        };
+        let p = path.as_str();
+        if let Some(mode) = mode {
+            self.run(self.session.set_mode(p, mode & 0o7777))?;
+        }
+        if let Some(size) = size {
+            self.run(self.session.truncate(p, size))?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            self.run(self.session.set_times(p, time(atime), time(mtime)))?;
+        }
+        Ok(file_attr(ino, &self.lstat(&path)?, self.owner))
+    }
+
+    fn create_file(&self, path: &VPath, mode: u32, flags: i32) -> Result<(), Errno> {
+        match self.run(self.session.create(path.as_str(), mode & 0o7777)) {
+            Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
+                if flags & libc::O_TRUNC != 0 {
+                    self.run(self.session.truncate(path.as_str(), 0))?;
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The directory's path and the listing taken at its `opendir`.
+    fn listing(&self, ino: INodeNo, fh: FileHandle) -> Result<(VPath, Arc<Vec<DirEntry>>), Errno> {
+        let dir = self.inodes.path(ino)?;
+        let list = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&fh.0).cloned().ok_or(Errno::EBADF)?;
+        Ok((dir, list))
+    }
+
+    /// An inode number for a listed entry the kernel may not hold: its own number if it has
+    /// one, else a number from a range the table never hands out.
+    fn listed_ino(&self, path: &VPath) -> INodeNo {
+        self.inodes.peek(path).unwrap_or_else(|| {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(path);
+            INodeNo(hash | 1 << 63)
+        })
+    }
+
+    fn dot_entries(&self, ino: INodeNo, dir: &VPath) -> [(INodeNo, &'static str); 2] {
+        let parent = dir.parent().and_then(|p| self.inodes.peek(&p)).unwrap_or(INodeNo::ROOT);
+        [(ino, "."), (parent, "..")]
+    }
+}
+
+fn kind(t: FileType) -> Kind {
+    match t {
+        FileType::File => Kind::RegularFile,
+        FileType::Dir => Kind::Directory,
+        FileType::Symlink => Kind::Symlink,
+    }
+}
+
+impl Filesystem for MirageFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Ask for what the kernel offers of these; it is fine to get less.
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS;
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let path = match self.child(parent, name) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        match self.entry(&path) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            // A negative entry the kernel may keep: a create through any other way than this
+            // mount invalidates it.
+            Err(e) if e == Errno::ENOENT => reply.entry(&self.ttl, &negative_attr(self.owner), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes.forget(ino, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr_of(ino) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self.set_attr(ino, mode, uid, gid, size, atime, mtime) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.inodes.path(ino).and_then(|p| self.run(self.session.readlink(p.as_str()))) {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Regular files only: devices, FIFOs and sockets have no place in a session.
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(Errno::ENOTSUP);
+        }
+        let path = self.child(parent, name).and_then(|path| {
+            self.run(self.session.create(path.as_str(), mode & !umask & 0o7777))?;
+            Ok(path)
+        });
+        self.reply_entry(path, reply);
+    }
+
+    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let path = self.child(parent, name).and_then(|path| {
+            self.run(self.session.mkdir(path.as_str(), mode & !umask & 0o7777))?;
+            Ok(path)
+        });
+        self.reply_entry(path, reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.child(parent, name).and_then(|path| {
+            let orphan = self.keep_if_open(&path)?;
+            self.run(self.session.remove(path.as_str()))?;
+            self.inodes.removed(&path, orphan);
+            Ok(())
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.child(parent, name).and_then(|path| {
+            self.run(self.session.rmdir(path.as_str()))?;
+            self.inodes.removed(&path, None);
+            Ok(())
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let path = self.child(parent, link_name).and_then(|path| {
+            let target = target.to_str().ok_or(Errno::EINVAL)?;
+            self.run(self.session.symlink(target, path.as_str()))?;
+            Ok(path)
+        });
+        self.reply_entry(path, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let result = (|| {
+            let from = self.child(parent, name)?;
+            let to = self.child(newparent, newname)?;
+            if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
+                return Err(Errno::EINVAL);
+            }
+            if flags.contains(RenameFlags::RENAME_NOREPLACE) && self.lstat(&to).is_ok() {
+                return Err(Errno::EEXIST);
+            }
+            let orphan = if from == to { None } else { self.keep_if_open(&to)? };
+            self.run(self.session.rename(from.as_str(), to.as_str()))?;
+            if from != to {
+                self.inodes.renamed(&from, &to, orphan);
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        // A session has no hard links: every path is its own entry.
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.inodes.target(ino) {
+            Ok(_) => {
+                self.inodes.opened(ino);
+                reply.opened(self.new_handle(flags.0 & libc::O_APPEND != 0), FopenFlags::FOPEN_KEEP_CACHE);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.inodes.target(ino) {
+            Ok(Target::Path(path)) => match self.run(self.session.read(path.as_str(), offset, u64::from(size))) {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(e),
+            },
+            Ok(Target::Orphan(orphan)) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(orphan.data.len());
+                let end = start.saturating_add(size as usize).min(orphan.data.len());
+                reply.data(&orphan.data[start..end]);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let append = fh.0 & APPEND != 0 || flags.0 & libc::O_APPEND != 0;
+        let result = match self.inodes.target(ino) {
+            Ok(Target::Path(path)) => {
+                let bytes = bytes::Bytes::copy_from_slice(data);
+                if append {
+                    self.run(self.session.append(path.as_str(), bytes))
+                } else {
+                    self.run(self.session.write(path.as_str(), offset, bytes))
+                }
+            }
+            Ok(Target::Orphan(_)) => {
+                self.inodes.with_orphan(ino, |o| {
+                    let start = if append { o.data.len() } else { usize::try_from(offset).unwrap_or(usize::MAX) };
+                    let end = start + data.len();
+                    if o.data.len() < end {
+                        o.data.resize(end, 0);
+                    }
+                    o.data[start..end].copy_from_slice(data);
+                    o.mtime = SystemTime::now();
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.inodes.closed(ino);
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // The session's changes are durable once its store has them (a no-op without one).
+        match self.session.flush() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let list = self.inodes.path(ino).and_then(|p| self.run(self.session.read_dir(p.as_str())));
+        match list {
+            Ok(list) => {
+                let fh = self.new_handle(false);
+                self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(fh.0, Arc::new(list));
+                reply.opened(fh, FopenFlags::empty());
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let (dir, list) = match self.listing(ino, fh) {
+            Ok(found) => found,
+            Err(e) => return reply.error(e),
+        };
+        let dots = self.dot_entries(ino, &dir);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, (entry_ino, name, kind)) in dots
+            .iter()
+            .map(|&(ino, name)| (ino, name.to_owned(), Kind::Directory))
+            .chain(list.iter().map(|e| {
+                let path = dir.join(&e.name).unwrap_or_else(|_| dir.clone());
+                (self.listed_ino(&path), e.name.clone(), kind(e.file_type))
+            }))
+            .enumerate()
+            .skip(start)
+        {
+            if reply.add(entry_ino, (i + 1) as u64, kind, &name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let (dir, list) = match self.listing(ino, fh) {
+            Ok(found) => found,
+            Err(e) => return reply.error(e),
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let dots = self.dot_entries(ino, &dir);
+        for (i, (entry_ino, name)) in dots.iter().enumerate().skip(start) {
+            // The kernel takes no reference for the dot entries.
+            let Ok(attr) = self.attr_of(*entry_ino) else { continue };
+            if reply.add(*entry_ino, (i + 1) as u64, name, &self.ttl, &attr, Generation(0)) {
+                return reply.ok();
+            }
+        }
+        for (i, e) in list.iter().enumerate().skip(start.saturating_sub(dots.len())) {
+            let Ok(path) = dir.join(&e.name) else { continue };
+            // Gone since the listing was taken: skip it, as a later getdents would.
+            let Ok(meta) = self.lstat(&path) else { continue };
+            let entry_ino = self.inodes.remember(&path);
+            let attr = file_attr(entry_ino, &meta, self.owner);
+            if reply.add(entry_ino, (i + dots.len() + 1) as u64, &e.name, &self.ttl, &attr, Generation(0)) {
+                self.inodes.forget(entry_ino, 1);
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        self.fsync(req, ino, fh, datasync, reply);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // A session has no fixed capacity: report a large, mostly free volume so that tools
+        // checking for space proceed.
+        const BLOCKS: u64 = 1 << 30;
+        const FILES: u64 = 1 << 32;
+        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, 4096, 255, 4096);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let result = self.child(parent, name).and_then(|path| {
+            self.create_file(&path, mode & !umask, flags)?;
+            let attr = self.entry(&path)?;
+            if attr.kind == Kind::Directory {
+                self.inodes.forget(attr.ino, 1);
+                return Err(Errno::EISDIR);
+            }
+            Ok(attr)
+        });
+        match result {
+            Ok(attr) => {
+                self.inodes.opened(attr.ino);
+                let fh = self.new_handle(flags & libc::O_APPEND != 0);
+                reply.created(&self.ttl, &attr, Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The inode table: a stable number for every virtual path the kernel holds, as long as it
+//! holds it, and the content of files removed while still open.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use fuser::{Errno, INodeNo};
+use mirage_core::VPath;
+
+/// A file removed (or replaced by a rename) while open: its content lives on here until the
+/// last handle closes, as the kernel promises for unlinked files.
+#[derive(Clone, Debug)]
+pub(crate) struct Orphan {
+    pub(crate) data: Vec<u8>,
+    pub(crate) mode: u32,
+    pub(crate) mtime: SystemTime,
+}
+
+#[derive(Debug)]
+struct Inode {
+    /// Where it lives; `None` once removed.
+    path: Option<VPath>,
+    /// How many lookups the kernel has not forgotten yet.
+    lookups: u64,
+    /// Open file handles.
+    open: u32,
+    orphan: Option<Orphan>,
+}
+
+#[derive(Debug)]
+struct Table {
+    by_ino: HashMap<u64, Inode>,
+    /// Ordered, so that a directory's subtree is one range (a rename moves it whole).
+    by_path: BTreeMap<VPath, u64>,
+    next: u64,
+}
+
+/// What an inode number stands for now.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// A live path.
+    Path(VPath),
+    /// A removed file still open (content copied).
+    Orphan(Orphan),
+}
+
+/// The inode table.
+#[derive(Debug)]
+pub(crate) struct Inodes {
+    table: Mutex<Table>,
+}
+
+impl Inodes {
+    /// A table holding only the root directory, inode 1.
+    pub(crate) fn new() -> Self {
+        let root = Inode { path: Some(VPath::root()), lookups: 1, open: 0, orphan: None };
+        let table = Table {
+            by_ino: HashMap::from([(INodeNo::ROOT.0, root)]),
+            by_path: BTreeMap::from([(VPath::root(), INodeNo::ROOT.0)]),
+            next: INodeNo::ROOT.0 + 1,
+        };
+        Inodes { table: Mutex::new(table) }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The path of `ino`, or its orphaned content.
+    ///
+    /// # Errors
+    /// `ESTALE` for a number the kernel should no longer hold.
+    pub(crate) fn target(&self, ino: INodeNo) -> Result<Target, Errno> {
+        let table = self.table();
+        let inode = table.by_ino.get(&ino.0).ok_or(Errno::ESTALE)?;
+        match (&inode.path, &inode.orphan) {
+            (Some(path), _) => Ok(Target::Path(path.clone())),
+            (None, Some(orphan)) => Ok(Target::Orphan(orphan.clone())),
+            (None, None) => Err(Errno::ENOENT),
+        }
+    }
+
+    /// The path of `ino`; an orphan has none.
+    ///
+    /// # Errors
+    /// `ESTALE` for an unknown number, `ENOENT` for a removed entry.
+    pub(crate) fn path(&self, ino: INodeNo) -> Result<VPath, Errno> {
+        match self.target(ino)? {
+            Target::Path(path) => Ok(path),
+            Target::Orphan(_) => Err(Errno::ENOENT),
+        }
+    }
+
+    /// Updates an orphan's content in place.
+    pub(crate) fn with_orphan<R>(&self, ino: INodeNo, f: impl FnOnce(&mut Orphan) -> R) -> Option<R> {
+        self.table().by_ino.get_mut(&ino.0).and_then(|i| i.orphan.as_mut()).map(f)
+    }
+
+    /// The number of `path`, counting one more lookup by the kernel.
+    pub(crate) fn remember(&self, path: &VPath) -> INodeNo {
+        let mut table = self.table();
+        if let Some(&ino) = table.by_path.get(path)
+            && let Some(inode) = table.by_ino.get_mut(&ino)
+        {
+            inode.lookups += 1;
+            return INodeNo(ino);
+        }
+        let ino = table.next;
+        table.next += 1;
+        table.by_ino.insert(ino, Inode { path: Some(path.clone()), lookups: 1, open: 0, orphan: None });
+        table.by_path.insert(path.clone(), ino);
+        INodeNo(ino)
+    }
+
+    /// The number of `path` if the kernel holds it (no lookup counted).
+    pub(crate) fn peek(&self, path: &VPath) -> Option<INodeNo> {
+        self.table().by_path.get(path).copied().map(INodeNo)
+    }
+
+    /// The kernel dropped `n` lookups of `ino`.
+    pub(crate) fn forget(&self, ino: INodeNo, n: u64) {
+        let mut table = self.table();
+        if let Some(inode) = table.by_ino.get_mut(&ino.0) {
+            inode.lookups = inode.lookups.saturating_sub(n);
+        }
+        table.collect(ino.0);
+    }
+
+    /// A handle on `ino` was opened.
+    pub(crate) fn opened(&self, ino: INodeNo) {
+        if let Some(inode) = self.table().by_ino.get_mut(&ino.0) {
+            inode.open += 1;
+        }
+    }
+
+    /// A handle on `ino` was closed.
+    pub(crate) fn closed(&self, ino: INodeNo) {
+        let mut table = self.table();
+        if let Some(inode) = table.by_ino.get_mut(&ino.0) {
+            inode.open = inode.open.saturating_sub(1);
+        }
+        table.collect(ino.0);
+    }
+
+    /// True when the entry at `path` has open handles (its content must be kept if it goes).
+    pub(crate) fn is_open(&self, path: &VPath) -> bool {
+        let table = self.table();
+        table.by_path.get(path).and_then(|ino| table.by_ino.get(ino)).is_some_and(|i| i.open > 0)
+    }
+
+    /// The entry at `path` is gone (removed, or replaced by a rename); `orphan` keeps an
+    /// open file's content. Entries below a removed directory go too.
+    pub(crate) fn removed(&self, path: &VPath, orphan: Option<Orphan>) {
+        let mut table = self.table();
+        let gone: Vec<(VPath, u64)> = table.subtree(path);
+        for (p, ino) in gone {
+            table.by_path.remove(&p);
+            if let Some(inode) = table.by_ino.get_mut(&ino) {
+                inode.path = None;
+                if p == *path {
+                    inode.orphan = orphan.clone();
+                }
+            }
+            table.collect(ino);
+        }
+    }
+
+    /// `from` (and everything below it) is now at `to`; what was at `to` is gone
+    /// (`orphan` keeps its content if it was open).
+    pub(crate) fn renamed(&self, from: &VPath, to: &VPath, orphan: Option<Orphan>) {
+        self.removed(to, orphan);
+        let mut table = self.table();
+        let moved = table.subtree(from);
+        for (old, ino) in moved {
+            table.by_path.remove(&old);
+            let new = rebase(&old, from, to);
+            if let Some(inode) = table.by_ino.get_mut(&ino) {
+                inode.path = Some(new.clone());
+            }
+            table.by_path.insert(new, ino);
+        }
+    }
+
+    /// Every live (path, number) pair: for invalidating everything at once.
+    pub(crate) fn all(&self) -> Vec<(VPath, INodeNo)> {
+        self.table().by_path.iter().map(|(p, &i)| (p.clone(), INodeNo(i))).collect()
+    }
+}
+
+impl Table {
+    /// `path` and the entries below it.
+    fn subtree(&self, path: &VPath) -> Vec<(VPath, u64)> {
+        let mut out: Vec<(VPath, u64)> = self.by_path.get(path).map(|&i| (path.clone(), i)).into_iter().collect();
+        let prefix = format!("{path}/");
+        out.extend(
+            self.by_path
+                .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+                .take_while(|(p, _)| p.as_str().starts_with(&prefix))
+                .map(|(p, &i)| (p.clone(), i)),
+        );
+        out
+    }
+
+    /// Drops `ino` once the kernel holds it no more and nothing has it open.
+    fn collect(&mut self, ino: u64) {
+        if ino == INodeNo::ROOT.0 {
+            return;
+        }
+        let done = self.by_ino.get(&ino).is_some_and(|i| i.lookups == 0 && i.open == 0);
+        if done
+            && let Some(Inode { path: Some(path), .. }) = self.by_ino.remove(&ino)
+            && self.by_path.get(&path) == Some(&ino)
+        {
+            self.by_path.remove(&path);
+        }
+    }
+}
+
+/// `path` (at or below `from`) moved below `to`.
+fn rebase(path: &VPath, from: &VPath, to: &VPath) -> VPath {
+    let rest = &path.as_str()[from.as_str().len()..];
+    VPath::parse(&format!("{to}{rest}")).expect("a path below a valid path is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> VPath {
+        VPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_stable_while_held_and_recycled_after() {
+        let inodes = Inodes::new();
+        let a = inodes.remember(&p("/a"));
+        assert_eq!(inodes.remember(&p("/a")), a);
+        assert_eq!(inodes.path(a).unwrap(), p("/a"));
+        inodes.forget(a, 2);
+        assert_eq!(inodes.target(a).unwrap_err(), Errno::ESTALE);
+        assert_ne!(inodes.remember(&p("/a")), a, "a new number after the kernel forgot the old one");
+        assert_eq!(inodes.path(INodeNo::ROOT).unwrap(), VPath::root());
+    }
+
+    #[test]
+    fn a_rename_moves_the_subtree_and_orphans_the_target() {
+        let inodes = Inodes::new();
+        let dir = inodes.remember(&p("/d"));
+        let inner = inodes.remember(&p("/d/f"));
+        let sibling = inodes.remember(&p("/d-x"));
+        let target = inodes.remember(&p("/e"));
+        inodes.opened(target);
+        let orphan = Orphan { data: b"old".to_vec(), mode: 0o644, mtime: SystemTime::UNIX_EPOCH };
+        inodes.renamed(&p("/d"), &p("/e"), Some(orphan));
+        assert_eq!(inodes.path(dir).unwrap(), p("/e"));
+        assert_eq!(inodes.path(inner).unwrap(), p("/e/f"));
+        assert_eq!(inodes.path(sibling).unwrap(), p("/d-x"), "a name sharing the prefix stays");
+        assert!(matches!(inodes.target(target).unwrap(), Target::Orphan(o) if o.data == b"old"));
+        assert_eq!(inodes.peek(&p("/e")), Some(dir));
+        inodes.forget(target, 1);
+        assert!(inodes.target(target).is_ok(), "still open");
+        inodes.closed(target);
+        assert_eq!(inodes.target(target).unwrap_err(), Errno::ESTALE);
+    }
+
+    #[test]
+    fn removing_a_directory_detaches_everything_below() {
+        let inodes = Inodes::new();
+        let f = inodes.remember(&p("/d/f"));
+        inodes.removed(&p("/d"), None);
+        assert_eq!(inodes.peek(&p("/d/f")), None);
+        assert_eq!(inodes.target(f).unwrap_err(), Errno::ENOENT);
+    }
+}

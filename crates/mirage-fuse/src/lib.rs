@@ -1,0 +1,246 @@
+//! Serves a Mirage session as a real filesystem over `/dev/fuse`.
+//!
+//! Every path of the session's tree appears below the mount point: reads fall through to
+//! the session's resources, writes land in the session (nothing reaches a resource until the
+//! session commits), and whatever changes the session by other means (its API, a fork
+//! committed into it) is visible through the mount at once, because the kernel's caches are
+//! invalidated explicitly rather than switched off.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mirage_core::{LocalResource, Mirage, MountOptions};
+//!
+//! let mirage = Mirage::new();
+//! mirage.mount("/", Arc::new(LocalResource::new("./project")?), MountOptions::default())?;
+//! let session = mirage.create_session("inspect")?;
+//! let mount = mirage_fuse::mount(&session, "/mnt/inspect", &mirage_fuse::Options::default())?;
+//! // ... run programs under /mnt/inspect ...
+//! mount.unmount()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What a session cannot hold is refused with the errno a program expects: hard links with
+//! `EPERM`, device nodes, FIFOs and sockets with `ENOTSUP`, extended attributes with
+//! `ENOTSUP`, a change of owner with `EPERM` (every entry belongs to the mount's owner, and
+//! the kernel checks permissions against the mode bits: `default_permissions`). A file
+//! removed or replaced while open keeps working through its open handles until they close.
+
+mod attr;
+mod fs;
+mod inodes;
+mod invalidate;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use mirage_core::{Session, Watch};
+
+pub use attr::Owner;
+
+use fs::MirageFs;
+use inodes::Inodes;
+
+/// How a session is served.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long the kernel may keep entries and attributes without asking again. Changes
+    /// behind the mount's back are invalidated explicitly, so this can be long.
+    pub ttl: Duration,
+    /// Who owns every entry.
+    pub owner: Owner,
+    /// Worker threads answering the kernel.
+    pub threads: usize,
+    /// Refuse every change (`EROFS`), whatever the session's mounts allow.
+    pub read_only: bool,
+    /// Let other users (and processes in other user namespaces) use the mount; needs root
+    /// or `user_allow_other` in `/etc/fuse.conf`.
+    pub allow_other: bool,
+    /// The source name shown in `/proc/mounts`.
+    pub name: String,
+    /// The runtime remote resources wait on; a small one is started when `None`.
+    pub runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ttl: Duration::from_secs(3600),
+            owner: Owner::current(),
+            threads: 4,
+            read_only: false,
+            allow_other: false,
+            name: "mirage".to_owned(),
+            runtime: None,
+        }
+    }
+}
+
+/// A session being served. Dropping it unmounts (for [`mount`]) or stops serving.
+#[derive(Debug)]
+pub struct Mount {
+    background: Option<BackgroundSession>,
+    watch: Option<Watch>,
+    mountpoint: Option<PathBuf>,
+    /// Kept alive while the mount serves, when it was started for it.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Mounts `session` at `mountpoint` and serves it on background threads until the returned
+/// [`Mount`] is unmounted or dropped.
+///
+/// # Errors
+/// The mount point does not exist or is not a directory, `/dev/fuse` cannot be opened, or
+/// the mount is not permitted (an unprivileged user without `fusermount3`).
+pub fn mount(session: &Session, mountpoint: impl AsRef<Path>, options: &Options) -> io::Result<Mount> {
+    let mountpoint = mountpoint.as_ref();
+    let (fs, inodes, runtime) = filesystem(session, options)?;
+    let background = fuser::spawn_mount(fs, mountpoint, &config(options, true))?;
+    let watch = invalidate::start(session, inodes, background.notifier())?;
+    Ok(Mount { background: Some(background), watch: Some(watch), mountpoint: Some(mountpoint.to_owned()), runtime })
+}
+
+/// Serves `session` on an already mounted `/dev/fuse` descriptor (a sandbox mounts it in its
+/// own namespace and hands the descriptor over), until the filesystem is unmounted.
+///
+/// # Errors
+/// The descriptor is not a FUSE connection, or the handshake with the kernel fails.
+pub fn serve_fd(session: &Session, fd: OwnedFd, options: &Options) -> io::Result<Mount> {
+    let (fs, inodes, runtime) = filesystem(session, options)?;
+    let acl = if options.allow_other { SessionACL::All } else { SessionACL::Owner };
+    let served = fuser::Session::from_fd(fs, fd, acl, config(options, false))?;
+    let notifier = served.notifier();
+    let background = served.spawn()?;
+    let watch = invalidate::start(session, inodes, notifier)?;
+    Ok(Mount { background: Some(background), watch: Some(watch), mountpoint: None, runtime })
+}
+
+fn filesystem(
+    session: &Session,
+    options: &Options,
+) -> io::Result<(MirageFs, Arc<Inodes>, Option<tokio::runtime::Runtime>)> {
+    let (handle, runtime) = match &options.runtime {
+        Some(handle) => (handle.clone(), None),
+        None => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("mirage-fuse-io")
+                .enable_all()
+                .build()?;
+            (runtime.handle().clone(), Some(runtime))
+        }
+    };
+    let inodes = Arc::new(Inodes::new());
+    let fs = MirageFs::new(session.clone(), handle, inodes.clone(), options.ttl, options.owner);
+    Ok((fs, inodes, runtime))
+}
+
+fn config(options: &Options, mounting: bool) -> Config {
+    let mut config = Config::default();
+    if mounting {
+        config.mount_options = vec![
+            MountOption::FSName(options.name.clone()),
+            MountOption::Subtype("mirage".to_owned()),
+            MountOption::DefaultPermissions,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+        ];
+        if options.read_only {
+            config.mount_options.push(MountOption::RO);
+        }
+        config.acl = if options.allow_other { SessionACL::All } else { SessionACL::Owner };
+    }
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = true;
+    config
+}
+
+impl Mount {
+    /// Where the session is mounted (`None` when serving a descriptor).
+    pub fn mountpoint(&self) -> Option<&Path> {
+        self.mountpoint.as_deref()
+    }
+
+    /// Unmounts and waits for the workers to stop.
+    ///
+    /// # Errors
+    /// The kernel refused to unmount (a process still uses the mount: `EBUSY`).
+    pub fn unmount(mut self) -> io::Result<()> {
+        let background = self.background.take();
+        self.stop_watching();
+        background.map_or(Ok(()), BackgroundSession::umount_and_join)
+    }
+
+    /// Waits until the filesystem is unmounted by someone else (`umount`, `fusermount3 -u`,
+    /// the end of the sandbox's mount namespace).
+    ///
+    /// # Errors
+    /// The worker threads failed.
+    pub fn wait(mut self) -> io::Result<()> {
+        let background = self.background.take();
+        let result = background.map_or(Ok(()), BackgroundSession::join);
+        self.stop_watching();
+        result
+    }
+
+    fn stop_watching(&mut self) {
+        drop(self.watch.take());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(background) = self.background.take() {
+            let _ = background.umount_and_join();
+        }
+        self.stop_watching();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Checks that `mountpoint` can be mounted on. A FUSE mount left behind by a process that
+/// died (every access fails with `ENOTCONN`) is detached first; returns whether one was.
+///
+/// # Errors
+/// `mountpoint` is missing or not a directory, or a stale mount could not be detached (an
+/// unprivileged user needs `fusermount3`).
+pub fn clear_stale_mount(mountpoint: impl AsRef<Path>) -> io::Result<bool> {
+    let mountpoint = mountpoint.as_ref();
+    match std::fs::metadata(mountpoint) {
+        Ok(meta) if meta.is_dir() => Ok(false),
+        Ok(_) => {
+            Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{} is not a directory", mountpoint.display())))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            detach(mountpoint)?;
+            Ok(true)
+        }
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", mountpoint.display()))),
+    }
+}
+
+/// Detaches the mount at `mountpoint` (lazily: processes still inside keep their view).
+///
+/// # Errors
+/// Neither `umount2` (root) nor `fusermount3 -uz` (unprivileged) succeeded.
+pub fn detach(mountpoint: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())?;
+    // SAFETY: a valid NUL-terminated path; umount2 touches nothing else.
+    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let root_error = io::Error::last_os_error();
+    match std::process::Command::new("fusermount3").arg("-uz").arg(mountpoint).status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) | Err(_) => Err(io::Error::new(
+            root_error.kind(),
+            format!("cannot unmount {}: {root_error} (and fusermount3 -uz failed)", mountpoint.display()),
+        )),
+    }
+}
