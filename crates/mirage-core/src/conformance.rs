@@ -69,6 +69,8 @@ pub async fn directories(resource: &dyn Resource) {
     assert_eq!(resource.remove(&p("/dirs/sub")).await.unwrap_err().kind(), ErrorKind::IsADirectory);
     assert_eq!(resource.rmdir(&p("/dirs/sub/f")).await.unwrap_err().kind(), ErrorKind::NotADirectory);
     assert_eq!(names(resource, "/dirs").await, [("sub".to_owned(), FileType::Dir)]);
+    let root = names(resource, "/").await;
+    assert!(root.contains(&("dirs".to_owned(), FileType::Dir)), "the root lists its entries: {root:?}");
     assert!(resource.stat(&p("/dirs/sub")).await.expect("stat").is_dir());
     resource.remove(&p("/dirs/sub/f")).await.expect("remove");
     resource.rmdir(&p("/dirs/sub")).await.expect("rmdir");

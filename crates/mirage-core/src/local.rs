@@ -81,13 +81,19 @@ impl LocalResource {
         &self.root_path
     }
 
-    /// Opens a directory beneath the root without following any symbolic link.
+    /// Opens a directory beneath the root without following any symbolic link, as a path
+    /// handle (for the `*at` calls).
     fn open_dir(&self, dir: &VPath) -> io::Result<OwnedFd> {
+        self.open_beneath(dir, libc::O_PATH)
+    }
+
+    /// Opens the directory `dir` beneath the root with `flags`, never through a link.
+    fn open_beneath(&self, dir: &VPath, flags: i32) -> io::Result<OwnedFd> {
         let rel = if dir.is_root() { ".".to_owned() } else { dir.as_str()[1..].to_owned() };
         let c = cstring(rel.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: `open_how` is plain data; zero is a valid value for every field.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+        how.flags = (flags | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
         how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
         // SAFETY: all pointers are valid for the call; the size matches the struct.
         let fd = unsafe {
@@ -125,7 +131,7 @@ impl LocalResource {
     /// Opens `path` itself (never through a link) with `flags`.
     fn open(&self, op: &'static str, path: &VPath, flags: i32, mode: u32) -> Result<OwnedFd> {
         if path.is_root() {
-            return self.open_dir(path).map_err(|e| Error::io(op, e).with_path(path.clone()));
+            return self.open_beneath(path, flags).map_err(|e| Error::io(op, e).with_path(path.clone()));
         }
         self.at(op, path, |dir, name| {
             // SAFETY: valid descriptor and string; the result is checked.
@@ -221,12 +227,24 @@ fn read_dir(fd: OwnedFd) -> io::Result<Vec<DirEntry>> {
         return Err(io::Error::last_os_error());
     }
     std::mem::forget(fd);
+    let entries = read_entries(dirp);
+    // SAFETY: closes the stream and its descriptor exactly once.
+    unsafe { libc::closedir(dirp) };
+    entries
+}
+
+/// The entries of an open directory stream, `.` and `..` left out.
+fn read_entries(dirp: *mut libc::DIR) -> io::Result<Vec<DirEntry>> {
     let mut entries = Vec::new();
     loop {
-        // SAFETY: `dirp` is a valid stream until closedir below.
+        // readdir tells the end from an error by errno alone.
+        // SAFETY: writing this thread's errno.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dirp` is a valid stream for the whole call.
         let ent = unsafe { libc::readdir64(dirp) };
         if ent.is_null() {
-            break;
+            let error = io::Error::last_os_error();
+            return if error.raw_os_error() == Some(0) { Ok(entries) } else { Err(error) };
         }
         // SAFETY: readdir returns a valid entry with a NUL-terminated name.
         let (name, d_type) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
@@ -246,9 +264,6 @@ fn read_dir(fd: OwnedFd) -> io::Result<Vec<DirEntry>> {
         };
         entries.push(DirEntry { name: String::from_utf8_lossy(name).into_owned(), file_type });
     }
-    // SAFETY: closes the stream and its descriptor exactly once.
-    unsafe { libc::closedir(dirp) };
-    Ok(entries)
 }
 
 #[async_trait]
