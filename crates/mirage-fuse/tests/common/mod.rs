@@ -72,7 +72,8 @@ impl Mounted {
             .env("GIT_COMMITTER_NAME", "Mirage Test")
             .env("GIT_COMMITTER_EMAIL", "test@mirage.invalid")
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", self.mnt.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env_remove("CARGO_TARGET_DIR")
             .output()
             .unwrap()
     }
