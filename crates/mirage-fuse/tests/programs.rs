@@ -10,13 +10,11 @@ use common::Mounted;
 #[test]
 fn git_init_add_commit_status_log() {
     let m = Mounted::new();
-    let out = m.sh(
-        "git init -q -b main repo && cd repo
+    let out = m.sh("git init -q -b main repo && cd repo
          printf 'one\\n' > a.txt && mkdir src && printf 'fn main() {}\\n' > src/main.rs
          git add . && git commit -qm first
          printf 'two\\n' >> a.txt && git status --porcelain
-         git commit -qam second && git status --porcelain && git log --format=%s",
-    );
+         git commit -qam second && git status --porcelain && git log --format=%s");
     assert_eq!(out, " M a.txt\nsecond\nfirst\n");
     assert_eq!(m.api(m.session.read_file("/repo/a.txt")), "one\ntwo\n");
     assert!(m.api(m.session.exists("/repo/.git/HEAD")));
@@ -34,7 +32,8 @@ fn git_clone_of_a_local_repository_into_the_mount() {
         "git clone -q {src} clone && cd clone && git log --format=%s && git status --porcelain && stat -c %a README && cat README"
     ));
     assert_eq!(out, "init\n755\nhello\n");
-    let again = m.sh("git clone -q clone second && git -C second log --format=%s && git -C second fsck --no-progress 2>&1");
+    let again =
+        m.sh("git clone -q clone second && git -C second log --format=%s && git -C second fsck --no-progress 2>&1");
     assert_eq!(again, "init\n", "a clone inside the mount is complete and consistent");
 }
 
@@ -72,24 +71,20 @@ fn rg_grep_and_find_over_a_tree() {
 #[test]
 fn cp_a_keeps_modes_times_and_links() {
     let m = Mounted::new();
-    m.sh(
-        "mkdir -p src/sub && echo data > src/sub/file && chmod 640 src/sub/file && ln -s sub/file src/link
+    m.sh("mkdir -p src/sub && echo data > src/sub/file && chmod 640 src/sub/file && ln -s sub/file src/link
          touch -d '2001-02-03 04:05:06' src/sub/file
          cp -a src dst
          test \"$(stat -c '%a %Y' dst/sub/file)\" = \"$(stat -c '%a %Y' src/sub/file)\"
-         test \"$(readlink dst/link)\" = sub/file && cat dst/link",
-    );
+         test \"$(readlink dst/link)\" = sub/file && cat dst/link");
     assert_eq!(m.api(m.session.readlink("/dst/link")), "sub/file");
 }
 
 #[test]
 fn sqlite3_creates_and_queries_a_database() {
     let m = Mounted::new();
-    let out = m.sh(
-        "sqlite3 db.sqlite 'create table t(x integer); insert into t values (1),(2),(3);'
+    let out = m.sh("sqlite3 db.sqlite 'create table t(x integer); insert into t values (1),(2),(3);'
          sqlite3 db.sqlite 'begin; update t set x = x * 10; commit; select sum(x) from t;'
-         sqlite3 db.sqlite 'pragma integrity_check;'",
-    );
+         sqlite3 db.sqlite 'pragma integrity_check;'");
     assert_eq!(out, "60\nok\n");
     assert!(!m.api(m.session.exists("/db.sqlite-journal")), "the rollback journal is gone");
 }
@@ -97,7 +92,9 @@ fn sqlite3_creates_and_queries_a_database() {
 #[test]
 fn python3_venv_is_created_and_runs() {
     let m = Mounted::new();
-    let out = m.sh("python3 -m venv --without-pip venv && venv/bin/python -c 'import sys; print(sys.prefix != sys.base_prefix)'");
+    let out = m.sh(
+        "python3 -m venv --without-pip venv && venv/bin/python -c 'import sys; print(sys.prefix != sys.base_prefix)'",
+    );
     assert_eq!(out, "True\n");
     assert!(m.api(m.session.exists("/venv/pyvenv.cfg")));
 }
@@ -105,14 +102,12 @@ fn python3_venv_is_created_and_runs() {
 #[test]
 fn npm_install_of_a_local_package() {
     let m = Mounted::new();
-    let out = m.sh(
-        "mkdir -p pkg app
+    let out = m.sh("mkdir -p pkg app
          echo '{\"name\":\"greeting\",\"version\":\"1.0.0\",\"main\":\"index.js\"}' > pkg/package.json
          echo 'module.exports = (n) => `hello ${n}`' > pkg/index.js
          cd app && echo '{\"name\":\"app\",\"version\":\"1.0.0\"}' > package.json
          npm install --offline --no-audit --no-fund --install-links ../pkg >/dev/null 2>&1
-         node -e 'console.log(require(\"greeting\")(\"mirage\"))'",
-    );
+         node -e 'console.log(require(\"greeting\")(\"mirage\"))'");
     assert_eq!(out, "hello mirage\n");
     assert!(m.api(m.session.exists("/app/node_modules/greeting/index.js")));
     assert!(m.api(m.session.exists("/app/package-lock.json")));
@@ -121,10 +116,8 @@ fn npm_install_of_a_local_package() {
 #[test]
 fn cargo_builds_a_small_crate() {
     let m = Mounted::new();
-    let out = m.sh(
-        "cargo new --quiet --vcs none hello && cd hello
+    let out = m.sh("cargo new --quiet --vcs none hello && cd hello
          sed -i 's/Hello, world!/built in a session/' src/main.rs
-         cargo build --quiet --offline && ./target/debug/hello",
-    );
+         cargo build --quiet --offline && ./target/debug/hello");
     assert_eq!(out, "built in a session\n");
 }

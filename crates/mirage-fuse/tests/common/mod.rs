@@ -1,6 +1,9 @@
 //! A session over a temporary host directory, mounted with FUSE on another temporary
 //! directory, and ways to run programs in it.
 
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
