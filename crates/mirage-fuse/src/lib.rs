@@ -164,6 +164,11 @@ impl Mount {
         self.mountpoint.as_deref()
     }
 
+    /// True while the kernel still sends this mount requests (not unmounted by anyone yet).
+    pub fn is_serving(&self) -> bool {
+        self.background.as_ref().is_some_and(|b| !b.guard.is_finished())
+    }
+
     /// Unmounts and waits for the workers to stop.
     ///
     /// # Errors
@@ -224,23 +229,42 @@ pub fn clear_stale_mount(mountpoint: impl AsRef<Path>) -> io::Result<bool> {
     }
 }
 
-/// Detaches the mount at `mountpoint` (lazily: processes still inside keep their view).
+/// Detaches the mount at `mountpoint` now; it goes once nothing uses it.
 ///
 /// # Errors
 /// Neither `umount2` (root) nor `fusermount3 -uz` (unprivileged) succeeded.
 pub fn detach(mountpoint: &Path) -> io::Result<()> {
+    unmount_path(mountpoint, true)
+}
+
+/// Unmounts the filesystem at `mountpoint`.
+///
+/// # Errors
+/// `EBUSY` while a process uses it; otherwise neither `umount2` (root) nor `fusermount3 -u`
+/// (unprivileged) succeeded.
+pub fn unmount(mountpoint: &Path) -> io::Result<()> {
+    unmount_path(mountpoint, false)
+}
+
+fn unmount_path(mountpoint: &Path, lazy: bool) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
     // SAFETY: a valid NUL-terminated path; umount2 touches nothing else.
-    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
+    if unsafe { libc::umount2(c_path.as_ptr(), flags) } == 0 {
         return Ok(());
     }
-    let root_error = io::Error::last_os_error();
-    match std::process::Command::new("fusermount3").arg("-uz").arg(mountpoint).status() {
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EPERM) {
+        return Err(error);
+    }
+    // Unprivileged: the setuid helper may unmount what this user mounted.
+    let flag = if lazy { "-uz" } else { "-u" };
+    match std::process::Command::new("fusermount3").arg(flag).arg(mountpoint).status() {
         Ok(status) if status.success() => Ok(()),
         Ok(_) | Err(_) => Err(io::Error::new(
-            root_error.kind(),
-            format!("cannot unmount {}: {root_error} (and fusermount3 -uz failed)", mountpoint.display()),
+            error.kind(),
+            format!("cannot unmount {}: {error} (and fusermount3 {flag} failed)", mountpoint.display()),
         )),
     }
 }

@@ -1,0 +1,125 @@
+//! `mirage-run mount` and `unmount` as a user runs them: a real mount, signals, a stale mount
+//! left by a killed process, a busy mount, and command-line mistakes.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
+
+fn mounted(point: &Path) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let point = point.canonicalize().unwrap_or_else(|_| point.to_owned());
+    info.lines().any(|l| l.split(' ').nth(4) == Some(point.to_str().unwrap()))
+}
+
+/// Starts `mirage-run mount` and waits until the mount is up.
+fn start(args: &[&str], point: &Path) -> Child {
+    let child = Command::new(BIN).arg("mount").args(args).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(mounted(point) && fs::read_dir(point).is_ok()) {
+        assert!(Instant::now() < deadline, "the mount did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn stderr_of(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+#[test]
+fn ctrl_c_unmounts_reports_and_commits_on_request() {
+    let (src, mnt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    fs::write(src.path().join("kept.txt"), "host\n").unwrap();
+    let child = start(
+        &[mnt.path().to_str().unwrap(), "--source", src.path().to_str().unwrap(), "--on-exit", "commit"],
+        mnt.path(),
+    );
+    fs::write(mnt.path().join("new.txt"), "from the mount\n").unwrap();
+    fs::remove_file(mnt.path().join("kept.txt")).unwrap();
+    assert!(src.path().join("kept.txt").exists(), "nothing reaches the source before the end");
+    signal(&child, libc::SIGINT);
+    let (ok, stderr) = stderr_of(child);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("1 added, 0 modified, 1 deleted"), "{stderr}");
+    assert!(!mounted(mnt.path()));
+    assert_eq!(fs::read_to_string(src.path().join("new.txt")).unwrap(), "from the mount\n");
+    assert!(!src.path().join("kept.txt").exists());
+}
+
+#[test]
+fn without_a_commit_the_source_is_untouched() {
+    let (src, mnt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let child = start(&[mnt.path().to_str().unwrap(), "--source", src.path().to_str().unwrap()], mnt.path());
+    fs::write(mnt.path().join("scratch"), "x").unwrap();
+    let out = Command::new(BIN).arg("unmount").arg(mnt.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, stderr) = stderr_of(child);
+    assert!(ok && stderr.contains("discarded"), "{stderr}");
+    assert_eq!(fs::read_dir(src.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_stale_mount_left_by_a_killed_process_is_replaced() {
+    let (src, mnt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [mnt.path().to_str().unwrap(), "--source", src.path().to_str().unwrap()];
+    let mut first = start(&args, mnt.path());
+    signal(&first, libc::SIGKILL);
+    first.wait().unwrap();
+    let err = fs::read_dir(mnt.path()).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "the killed server leaves a dead mount");
+    let second = start(&args, mnt.path());
+    fs::write(mnt.path().join("works"), "yes").unwrap();
+    signal(&second, libc::SIGTERM);
+    let (ok, stderr) = stderr_of(second);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("stale mount"), "the user is told: {stderr}");
+}
+
+#[test]
+fn a_busy_mount_is_refused_and_lazy_detaches_it() {
+    let (src, mnt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    fs::write(src.path().join("f"), "open me").unwrap();
+    let child = start(&[mnt.path().to_str().unwrap(), "--source", src.path().to_str().unwrap()], mnt.path());
+    let open = fs::File::open(mnt.path().join("f")).unwrap();
+    let out = Command::new(BIN).arg("unmount").arg(mnt.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lazy"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN).args(["unmount", "--lazy"]).arg(mnt.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(open);
+    let (ok, stderr) = stderr_of(child);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn mistakes_are_explained() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("inner")).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let inner = src.path().join("inner");
+    let (code, err) = run(&["mount", inner.to_str().unwrap(), "--source", src.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("lies inside the source"), "{err}");
+    let (code, err) = run(&["mount", "/nonexistent/mirage-test"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("/nonexistent/mirage-test"), "{err}");
+    let (code, err) = run(&["mount", "x", "--on-exit", "later"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("keep, commit or discard") && err.contains("usage:"), "{err}");
+    let (code, err) = run(&["mount", "x", "--session", "s"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("needs --store"), "{err}");
+    assert_eq!(run(&["frobnicate"]).0, Some(2));
+}
