@@ -31,9 +31,22 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import ziglang' 2>/dev/nu
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check ziglang
 fi
-if ! need objdump; then
-    step "installing binutils"
-    apt-get install -y binutils >/dev/null
+# Debian packages the tests use: objdump checks the addon's glibc symbols; the FUSE tests run
+# real programs (rg, sqlite3, git) on a mount, and fusermount3 serves unprivileged users.
+missing=()
+for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3; do
+    need "${pair%%:*}" || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null ||
+        { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; }
+fi
+if [ ! -e /dev/fuse ]; then
+    echo "tests/run.sh: /dev/fuse is missing; the FUSE tests need it (modprobe fuse, or run where FUSE is available)" >&2
+    exit 1
 fi
 export PATH="$root/.venv/bin:$PATH"
 
