@@ -585,7 +585,7 @@ impl Session {
         }
     }
 
-    fn metadata(&self, found: &Found) -> Option<Metadata> {
+    pub(crate) fn metadata(&self, found: &Found) -> Option<Metadata> {
         match found {
             Found::Node(node) => Some(Metadata {
                 file_type: node.file_type()?,

@@ -582,3 +582,26 @@ async fn watchers_hear_every_change_to_what_the_session_shows() {
     root.write_file("/data/d", "d").await.unwrap();
     assert!(take().is_empty(), "a dropped watch hears nothing");
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_what_the_file_held_after_it_is_replaced_or_removed() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("on-host"), "host content").unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/h", Arc::new(LocalResource::new(host.path()).unwrap()), MountOptions::default()).unwrap();
+    mirage.mount("/m", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("snap").unwrap();
+    s.write_file("/m/f", "first").await.unwrap();
+    let overlay = s.snapshot("/m/f").await.unwrap();
+    let untouched = s.snapshot("/h/on-host").await.unwrap();
+    s.write_file("/m/g", "replacement").await.unwrap();
+    s.rename("/m/g", "/m/f").await.unwrap();
+    s.remove("/h/on-host").await.unwrap();
+    assert_eq!(overlay.read(0, 100).await.unwrap(), "first");
+    assert_eq!(overlay.metadata().size, 5);
+    assert_eq!(untouched.read(5, 100).await.unwrap(), "content");
+    assert_eq!(s.read_file("/m/f").await.unwrap(), "replacement");
+    s.mkdir("/m/d", 0o755).await.unwrap();
+    assert_eq!(s.snapshot("/m/d").await.unwrap_err().kind(), ErrorKind::IsADirectory);
+    assert_eq!(s.snapshot("/m/none").await.unwrap_err().kind(), ErrorKind::NotFound);
+}
