@@ -58,7 +58,7 @@ pub(crate) fn file_attr(ino: INodeNo, meta: &Metadata, owner: Owner) -> FileAttr
 pub(crate) fn orphan_attr(ino: INodeNo, orphan: &Orphan, owner: Owner) -> FileAttr {
     let meta = Metadata {
         file_type: FileType::File,
-        size: orphan.data.len() as u64,
+        size: orphan.size(),
         mode: orphan.mode,
         mtime: orphan.mtime,
         atime: orphan.mtime,

@@ -24,7 +24,7 @@ use fuser::{
 use mirage_core::{DirEntry, FileType, Metadata, Session, VPath};
 
 use crate::attr::{Owner, child, errno, file_attr, negative_attr, orphan_attr};
-use crate::inodes::{Inodes, Orphan, Target};
+use crate::inodes::{Inodes, Orphan, SharedOrphan, Target};
 
 thread_local! {
     /// The mount this thread is answering a request of (0 when none): changes made by the
@@ -42,6 +42,10 @@ pub(crate) fn mount_id(inodes: &Arc<Inodes>) -> usize {
     Arc::as_ptr(inodes) as usize
 }
 
+fn lock(orphan: &SharedOrphan) -> std::sync::MutexGuard<'_, Orphan> {
+    orphan.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Marks a file handle opened with `O_APPEND`.
 const APPEND: u64 = 1;
 
@@ -55,6 +59,9 @@ pub(crate) struct MirageFs {
     /// Directory listings taken at `opendir`, so that offsets stay stable while reading.
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_handle: AtomicU64,
+    /// The kernel opens files without asking (`FUSE_NO_OPEN_SUPPORT`): one round trip less
+    /// per open.
+    no_open: bool,
 }
 
 impl MirageFs {
@@ -73,7 +80,22 @@ impl MirageFs {
             owner,
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            no_open: false,
         }
+    }
+
+    /// Writes into a removed file's own copy of its content.
+    fn write_orphan(&self, orphan: &SharedOrphan, offset: u64, data: &[u8], append: bool) -> Result<(), Errno> {
+        let mut o = lock(orphan);
+        let content = self.materialize(&mut o)?;
+        let start = if append { content.len() } else { usize::try_from(offset).map_err(|_| Errno::EFBIG)? };
+        let end = start + data.len();
+        if content.len() < end {
+            content.resize(end, 0);
+        }
+        content[start..end].copy_from_slice(data);
+        o.mtime = SystemTime::now();
+        Ok(())
     }
 
     /// Runs a session operation for the kernel.
@@ -105,17 +127,26 @@ impl MirageFs {
         child(&self.inodes.path(parent)?, name)
     }
 
-    /// The content of the file at `path` if it is open, to keep once the path is gone.
-    fn keep_if_open(&self, path: &VPath) -> Result<Option<Orphan>, Errno> {
-        if !self.inodes.is_open(path) {
+    /// The content of the file at `path` if the kernel holds it (it may be open), to keep
+    /// once the path is gone: a snapshot, which costs a lookup, not a copy.
+    fn keep_if_held(&self, path: &VPath) -> Result<Option<Orphan>, Errno> {
+        if self.inodes.peek(path).is_none() {
             return Ok(None);
         }
-        let meta = self.lstat(path)?;
-        if meta.file_type != FileType::File {
-            return Ok(None);
+        match self.run(self.session.snapshot(path.as_str())) {
+            Ok(snapshot) => Ok(Some(Orphan::new(snapshot))),
+            Err(e) if e == Errno::EISDIR || e == Errno::EINVAL => Ok(None),
+            Err(e) => Err(e),
         }
-        let data = self.run(self.session.read_file(path.as_str()))?;
-        Ok(Some(Orphan { data: data.to_vec(), mode: meta.mode, mtime: meta.mtime }))
+    }
+
+    /// An orphan's content as bytes of its own, copied from its snapshot the first time.
+    fn materialize<'o>(&self, orphan: &'o mut Orphan) -> Result<&'o mut Vec<u8>, Errno> {
+        if orphan.data.is_none() {
+            let content = self.run(orphan.snapshot.read(0, orphan.snapshot.metadata().size))?;
+            orphan.data = Some(content.to_vec());
+        }
+        Ok(orphan.data.as_mut().expect("just filled"))
     }
 
     fn new_handle(&self, append: bool) -> FileHandle {
@@ -125,7 +156,7 @@ impl MirageFs {
     fn attr_of(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
         match self.inodes.target(ino)? {
             Target::Path(path) => Ok(file_attr(ino, &self.lstat(&path)?, self.owner)),
-            Target::Orphan(orphan) => Ok(orphan_attr(ino, &orphan, self.owner)),
+            Target::Orphan(orphan) => Ok(orphan_attr(ino, &lock(&orphan), self.owner)),
         }
     }
 
@@ -152,19 +183,18 @@ impl MirageFs {
         };
         let path = match self.inodes.target(ino)? {
             Target::Path(path) => path,
-            Target::Orphan(_) => {
-                self.inodes.with_orphan(ino, |o| {
-                    if let Some(size) = size {
-                        o.data.resize(usize::try_from(size).unwrap_or(usize::MAX), 0);
-                    }
-                    if let Some(mode) = mode {
-                        o.mode = mode & 0o7777;
-                    }
-                    if let Some(t) = time(mtime) {
-                        o.mtime = t;
-                    }
-                });
-                return self.attr_of(ino);
+            Target::Orphan(orphan) => {
+                let mut o = lock(&orphan);
+                if let Some(size) = size {
+                    self.materialize(&mut o)?.resize(usize::try_from(size).map_err(|_| Errno::EFBIG)?, 0);
+                }
+                if let Some(mode) = mode {
+                    o.mode = mode & 0o7777;
+                }
+                if let Some(t) = time(mtime) {
+                    o.mtime = t;
+                }
+                return Ok(orphan_attr(ino, &o, self.owner));
             }
         };
         let p = path.as_str();
@@ -229,8 +259,15 @@ impl Filesystem for MirageFs {
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_CACHE_SYMLINKS;
-        let _ = config.add_capabilities(wanted & config.capabilities());
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_NO_OPEN_SUPPORT;
+        let granted = wanted & config.capabilities();
+        let _ = config.add_capabilities(granted);
+        self.no_open = granted.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
+        // Large sequential reads: as much read-ahead as the kernel allows.
+        if let Err(max) = config.set_max_readahead(4 << 20) {
+            let _ = config.set_max_readahead(max);
+        }
         Ok(())
     }
 
@@ -321,7 +358,7 @@ impl Filesystem for MirageFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let result = self.child(parent, name).and_then(|path| {
-            let orphan = self.keep_if_open(&path)?;
+            let orphan = self.keep_if_held(&path)?;
             self.run(self.session.remove(path.as_str()))?;
             self.inodes.removed(&path, orphan);
             Ok(())
@@ -372,7 +409,7 @@ impl Filesystem for MirageFs {
             if flags.contains(RenameFlags::RENAME_NOREPLACE) && self.lstat(&to).is_ok() {
                 return Err(Errno::EEXIST);
             }
-            let orphan = if from == to { None } else { self.keep_if_open(&to)? };
+            let orphan = if from == to { None } else { self.keep_if_held(&to)? };
             self.run(self.session.rename(from.as_str(), to.as_str()))?;
             if from != to {
                 self.inodes.renamed(&from, &to, orphan);
@@ -391,11 +428,12 @@ impl Filesystem for MirageFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_open {
+            // "Opened, and never ask again": the kernel then keeps pages across opens.
+            return reply.error(Errno::ENOSYS);
+        }
         match self.inodes.target(ino) {
-            Ok(_) => {
-                self.inodes.opened(ino);
-                reply.opened(self.new_handle(flags.0 & libc::O_APPEND != 0), FopenFlags::FOPEN_KEEP_CACHE);
-            }
+            Ok(_) => reply.opened(self.new_handle(flags.0 & libc::O_APPEND != 0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }
@@ -417,9 +455,18 @@ impl Filesystem for MirageFs {
                 Err(e) => reply.error(e),
             },
             Ok(Target::Orphan(orphan)) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(orphan.data.len());
-                let end = start.saturating_add(size as usize).min(orphan.data.len());
-                reply.data(&orphan.data[start..end]);
+                let o = lock(&orphan);
+                match &o.data {
+                    Some(data) => {
+                        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                        let end = start.saturating_add(size as usize).min(data.len());
+                        reply.data(&data[start..end]);
+                    }
+                    None => match self.run(o.snapshot.read(offset, u64::from(size))) {
+                        Ok(data) => reply.data(&data),
+                        Err(e) => reply.error(e),
+                    },
+                }
             }
             Err(e) => reply.error(e),
         }
@@ -447,18 +494,7 @@ impl Filesystem for MirageFs {
                     self.run(self.session.write(path.as_str(), offset, bytes))
                 }
             }
-            Ok(Target::Orphan(_)) => {
-                self.inodes.with_orphan(ino, |o| {
-                    let start = if append { o.data.len() } else { usize::try_from(offset).unwrap_or(usize::MAX) };
-                    let end = start + data.len();
-                    if o.data.len() < end {
-                        o.data.resize(end, 0);
-                    }
-                    o.data[start..end].copy_from_slice(data);
-                    o.mtime = SystemTime::now();
-                });
-                Ok(())
-            }
+            Ok(Target::Orphan(orphan)) => self.write_orphan(&orphan, offset, data, append),
             Err(e) => Err(e),
         };
         match result {
@@ -468,20 +504,21 @@ impl Filesystem for MirageFs {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+        // Nothing to do on close (writes are in the session already): the kernel stops
+        // sending flushes, which saves a round trip per close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         _fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.inodes.closed(ino);
         reply.ok();
     }
 
@@ -499,7 +536,8 @@ impl Filesystem for MirageFs {
             Ok(list) => {
                 let fh = self.new_handle(false);
                 self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(fh.0, Arc::new(list));
-                reply.opened(fh, FopenFlags::empty());
+                // The kernel may keep the listing: changes invalidate it.
+                reply.opened(fh, FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE);
             }
             Err(e) => reply.error(e),
         }
@@ -595,7 +633,6 @@ impl Filesystem for MirageFs {
         });
         match result {
             Ok(attr) => {
-                self.inodes.opened(attr.ino);
                 let fh = self.new_handle(flags & libc::O_APPEND != 0);
                 reply.created(&self.ttl, &attr, Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE);
             }

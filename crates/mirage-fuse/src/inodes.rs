@@ -2,30 +2,48 @@
 //! holds it, and the content of files removed while still open.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use fuser::{Errno, INodeNo};
-use mirage_core::VPath;
+use mirage_core::{FileSnapshot, VPath};
 
-/// A file removed (or replaced by a rename) while open: its content lives on here until the
-/// last handle closes, as the kernel promises for unlinked files.
-#[derive(Clone, Debug)]
+/// A file removed (or replaced by a rename) while the kernel still holds it (open, most
+/// likely): its content lives on until the kernel forgets it, as POSIX promises for unlinked
+/// files that are still open.
+#[derive(Debug)]
 pub(crate) struct Orphan {
-    pub(crate) data: Vec<u8>,
+    /// The content when it was removed, shared with the session.
+    pub(crate) snapshot: FileSnapshot,
+    /// The content once written to after the removal (copied from the snapshot first).
+    pub(crate) data: Option<Vec<u8>>,
     pub(crate) mode: u32,
     pub(crate) mtime: SystemTime,
 }
+
+impl Orphan {
+    /// An orphan of the file `snapshot` shows.
+    pub(crate) fn new(snapshot: FileSnapshot) -> Self {
+        let (mode, mtime) = (snapshot.metadata().mode, snapshot.metadata().mtime);
+        Orphan { snapshot, data: None, mode, mtime }
+    }
+
+    /// The current size.
+    pub(crate) fn size(&self) -> u64 {
+        self.data.as_ref().map_or(self.snapshot.metadata().size, |d| d.len() as u64)
+    }
+}
+
+/// An orphan shared by the requests that reach it.
+pub(crate) type SharedOrphan = Arc<Mutex<Orphan>>;
 
 #[derive(Debug)]
 struct Inode {
     /// Where it lives; `None` once removed.
     path: Option<VPath>,
-    /// How many lookups the kernel has not forgotten yet.
+    /// How many lookups the kernel has not forgotten yet (an open file holds one).
     lookups: u64,
-    /// Open file handles.
-    open: u32,
-    orphan: Option<Orphan>,
+    orphan: Option<SharedOrphan>,
 }
 
 #[derive(Debug)]
@@ -41,8 +59,8 @@ struct Table {
 pub(crate) enum Target {
     /// A live path.
     Path(VPath),
-    /// A removed file still open (content copied).
-    Orphan(Orphan),
+    /// A removed file the kernel still holds.
+    Orphan(SharedOrphan),
 }
 
 /// The inode table.
@@ -54,7 +72,7 @@ pub(crate) struct Inodes {
 impl Inodes {
     /// A table holding only the root directory, inode 1.
     pub(crate) fn new() -> Self {
-        let root = Inode { path: Some(VPath::root()), lookups: 1, open: 0, orphan: None };
+        let root = Inode { path: Some(VPath::root()), lookups: 1, orphan: None };
         let table = Table {
             by_ino: HashMap::from([(INodeNo::ROOT.0, root)]),
             by_path: BTreeMap::from([(VPath::root(), INodeNo::ROOT.0)]),
@@ -92,11 +110,6 @@ impl Inodes {
         }
     }
 
-    /// Updates an orphan's content in place.
-    pub(crate) fn with_orphan<R>(&self, ino: INodeNo, f: impl FnOnce(&mut Orphan) -> R) -> Option<R> {
-        self.table().by_ino.get_mut(&ino.0).and_then(|i| i.orphan.as_mut()).map(f)
-    }
-
     /// The number of `path`, counting one more lookup by the kernel.
     pub(crate) fn remember(&self, path: &VPath) -> INodeNo {
         let mut table = self.table();
@@ -108,7 +121,7 @@ impl Inodes {
         }
         let ino = table.next;
         table.next += 1;
-        table.by_ino.insert(ino, Inode { path: Some(path.clone()), lookups: 1, open: 0, orphan: None });
+        table.by_ino.insert(ino, Inode { path: Some(path.clone()), lookups: 1, orphan: None });
         table.by_path.insert(path.clone(), ino);
         INodeNo(ino)
     }
@@ -127,31 +140,10 @@ impl Inodes {
         table.collect(ino.0);
     }
 
-    /// A handle on `ino` was opened.
-    pub(crate) fn opened(&self, ino: INodeNo) {
-        if let Some(inode) = self.table().by_ino.get_mut(&ino.0) {
-            inode.open += 1;
-        }
-    }
-
-    /// A handle on `ino` was closed.
-    pub(crate) fn closed(&self, ino: INodeNo) {
-        let mut table = self.table();
-        if let Some(inode) = table.by_ino.get_mut(&ino.0) {
-            inode.open = inode.open.saturating_sub(1);
-        }
-        table.collect(ino.0);
-    }
-
-    /// True when the entry at `path` has open handles (its content must be kept if it goes).
-    pub(crate) fn is_open(&self, path: &VPath) -> bool {
-        let table = self.table();
-        table.by_path.get(path).and_then(|ino| table.by_ino.get(ino)).is_some_and(|i| i.open > 0)
-    }
-
-    /// The entry at `path` is gone (removed, or replaced by a rename); `orphan` keeps an
-    /// open file's content. Entries below a removed directory go too.
+    /// The entry at `path` is gone (removed, or replaced by a rename); `orphan` keeps the
+    /// content of a file the kernel still holds. Entries below a removed directory go too.
     pub(crate) fn removed(&self, path: &VPath, orphan: Option<Orphan>) {
+        let orphan = orphan.map(|o| Arc::new(Mutex::new(o)));
         let mut table = self.table();
         let gone: Vec<(VPath, u64)> = table.subtree(path);
         for (p, ino) in gone {
@@ -202,12 +194,12 @@ impl Table {
         out
     }
 
-    /// Drops `ino` once the kernel holds it no more and nothing has it open.
+    /// Drops `ino` once the kernel holds it no more.
     fn collect(&mut self, ino: u64) {
         if ino == INodeNo::ROOT.0 {
             return;
         }
-        let done = self.by_ino.get(&ino).is_some_and(|i| i.lookups == 0 && i.open == 0);
+        let done = self.by_ino.get(&ino).is_some_and(|i| i.lookups == 0);
         if done
             && let Some(Inode { path: Some(path), .. }) = self.by_ino.remove(&ino)
             && self.by_path.get(&path) == Some(&ino)
@@ -244,23 +236,19 @@ mod tests {
     }
 
     #[test]
-    fn a_rename_moves_the_subtree_and_orphans_the_target() {
+    fn a_rename_moves_the_subtree_and_detaches_the_target() {
         let inodes = Inodes::new();
         let dir = inodes.remember(&p("/d"));
         let inner = inodes.remember(&p("/d/f"));
         let sibling = inodes.remember(&p("/d-x"));
         let target = inodes.remember(&p("/e"));
-        inodes.opened(target);
-        let orphan = Orphan { data: b"old".to_vec(), mode: 0o644, mtime: SystemTime::UNIX_EPOCH };
-        inodes.renamed(&p("/d"), &p("/e"), Some(orphan));
+        inodes.renamed(&p("/d"), &p("/e"), None);
         assert_eq!(inodes.path(dir).unwrap(), p("/e"));
         assert_eq!(inodes.path(inner).unwrap(), p("/e/f"));
         assert_eq!(inodes.path(sibling).unwrap(), p("/d-x"), "a name sharing the prefix stays");
-        assert!(matches!(inodes.target(target).unwrap(), Target::Orphan(o) if o.data == b"old"));
+        assert_eq!(inodes.target(target).unwrap_err(), Errno::ENOENT, "held by the kernel, but gone");
         assert_eq!(inodes.peek(&p("/e")), Some(dir));
         inodes.forget(target, 1);
-        assert!(inodes.target(target).is_ok(), "still open");
-        inodes.closed(target);
         assert_eq!(inodes.target(target).unwrap_err(), Errno::ESTALE);
     }
 

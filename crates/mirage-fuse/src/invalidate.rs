@@ -32,7 +32,7 @@ pub(crate) fn start(session: &Session, inodes: Arc<Inodes>, notifier: Notifier) 
 }
 
 /// Drops the kernel's attributes, pages and directory entry of `path`, and its parent's
-/// attributes. Errors are ignored: the kernel answers `ENOENT` for what it does not cache.
+/// attributes and cached listing. Errors are ignored: the kernel answers `ENOENT` for what it does not cache.
 fn invalidate(notifier: &Notifier, inodes: &Inodes, path: &VPath) {
     if let Some(ino) = inodes.peek(path) {
         let _ = notifier.inval_inode(ino, 0, 0);
@@ -40,6 +40,6 @@ fn invalidate(notifier: &Notifier, inodes: &Inodes, path: &VPath) {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return };
     if let Some(parent) = inodes.peek(&parent) {
         let _ = notifier.inval_entry(parent, OsStr::new(name));
-        let _ = notifier.inval_inode(parent, -1, 0);
+        let _ = notifier.inval_inode(parent, 0, 0);
     }
 }
