@@ -56,12 +56,15 @@ pub(crate) struct MirageFs {
     inodes: Arc<Inodes>,
     ttl: Duration,
     owner: Owner,
-    /// Directory listings taken at `opendir`, so that offsets stay stable while reading.
+    /// The listing each directory's last read started from (at offset 0), so that the
+    /// offsets of the following reads stay stable and a large directory is listed once.
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_handle: AtomicU64,
     /// The kernel opens files without asking (`FUSE_NO_OPEN_SUPPORT`): one round trip less
     /// per open.
     no_open: bool,
+    /// The same for directories (`FUSE_NO_OPENDIR_SUPPORT`).
+    no_opendir: bool,
 }
 
 impl MirageFs {
@@ -81,6 +84,7 @@ impl MirageFs {
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             no_open: false,
+            no_opendir: false,
         }
     }
 
@@ -222,10 +226,18 @@ impl MirageFs {
         }
     }
 
-    /// The directory's path and the listing taken at its `opendir`.
-    fn listing(&self, ino: INodeNo, fh: FileHandle) -> Result<(VPath, Arc<Vec<DirEntry>>), Errno> {
+    /// The directory's path and its listing: taken afresh at offset 0, and kept for the
+    /// reads that continue it.
+    fn listing(&self, ino: INodeNo, offset: u64) -> Result<(VPath, Arc<Vec<DirEntry>>), Errno> {
         let dir = self.inodes.path(ino)?;
-        let list = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&fh.0).cloned().ok_or(Errno::EBADF)?;
+        let kept = || self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&ino.0).cloned();
+        if offset > 0
+            && let Some(list) = kept()
+        {
+            return Ok((dir, list));
+        }
+        let list = Arc::new(self.run(self.session.read_dir(dir.as_str()))?);
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(ino.0, list.clone());
         Ok((dir, list))
     }
 
@@ -260,10 +272,12 @@ impl Filesystem for MirageFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_NO_OPEN_SUPPORT;
+            | InitFlags::FUSE_NO_OPEN_SUPPORT
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
         let granted = wanted & config.capabilities();
         let _ = config.add_capabilities(granted);
         self.no_open = granted.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
+        self.no_opendir = granted.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         // Large sequential reads: as much read-ahead as the kernel allows.
         if let Err(max) = config.set_max_readahead(4 << 20) {
             let _ = config.set_max_readahead(max);
@@ -286,7 +300,9 @@ impl Filesystem for MirageFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.inodes.forget(ino, nlookup);
+        if self.inodes.forget(ino, nlookup) {
+            self.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&ino.0);
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -531,20 +547,19 @@ impl Filesystem for MirageFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let list = self.inodes.path(ino).and_then(|p| self.run(self.session.read_dir(p.as_str())));
-        match list {
-            Ok(list) => {
-                let fh = self.new_handle(false);
-                self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(fh.0, Arc::new(list));
-                // The kernel may keep the listing: changes invalidate it.
-                reply.opened(fh, FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE);
-            }
+        if self.no_opendir {
+            // As for files: opened, never ask again, and the kernel keeps listings.
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.inodes.path(ino) {
+            // The kernel may keep the listing: changes invalidate it.
+            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let (dir, list) = match self.listing(ino, fh) {
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let (dir, list) = match self.listing(ino, offset) {
             Ok(found) => found,
             Err(e) => return reply.error(e),
         };
@@ -567,8 +582,8 @@ impl Filesystem for MirageFs {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let (dir, list) = match self.listing(ino, fh) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let (dir, list) = match self.listing(ino, offset) {
             Ok(found) => found,
             Err(e) => return reply.error(e),
         };
@@ -595,8 +610,7 @@ impl Filesystem for MirageFs {
         reply.ok();
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         reply.ok();
     }
 

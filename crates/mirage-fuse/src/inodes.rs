@@ -131,13 +131,15 @@ impl Inodes {
         self.table().by_path.get(path).copied().map(INodeNo)
     }
 
-    /// The kernel dropped `n` lookups of `ino`.
-    pub(crate) fn forget(&self, ino: INodeNo, n: u64) {
+    /// The kernel dropped `n` lookups of `ino`; true when that was the last (the number is
+    /// free again).
+    pub(crate) fn forget(&self, ino: INodeNo, n: u64) -> bool {
         let mut table = self.table();
         if let Some(inode) = table.by_ino.get_mut(&ino.0) {
             inode.lookups = inode.lookups.saturating_sub(n);
         }
         table.collect(ino.0);
+        !table.by_ino.contains_key(&ino.0)
     }
 
     /// The entry at `path` is gone (removed, or replaced by a rename); `orphan` keeps the

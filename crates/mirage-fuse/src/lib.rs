@@ -99,6 +99,7 @@ pub fn mount(session: &Session, mountpoint: impl AsRef<Path>, options: &Options)
     let mountpoint = mountpoint.as_ref();
     let (fs, inodes, runtime) = filesystem(session, options)?;
     let background = fuser::spawn_mount(fs, mountpoint, &config(options, true))?;
+    raise_read_ahead(mountpoint);
     let watch = invalidate::start(session, inodes, background.notifier())?;
     Ok(Mount { background: Some(background), watch: Some(watch), mountpoint: Some(mountpoint.to_owned()), runtime })
 }
@@ -136,6 +137,16 @@ fn filesystem(
     let inodes = Arc::new(Inodes::new());
     let fs = MirageFs::new(session.clone(), handle, inodes.clone(), options.ttl, options.owner);
     Ok((fs, inodes, runtime))
+}
+
+/// Lets the kernel read ahead 1 MiB instead of its default 128 KiB: a sequential read
+/// through the mount then runs about twice as fast. Only root may; others keep the default.
+fn raise_read_ahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(mountpoint) {
+        let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+        let _ = std::fs::write(format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb"), "1024");
+    }
 }
 
 fn config(options: &Options, mounting: bool) -> Config {
@@ -215,7 +226,20 @@ impl Drop for Mount {
 /// `mountpoint` is missing or not a directory, or a stale mount could not be detached (an
 /// unprivileged user needs `fusermount3`).
 pub fn clear_stale_mount(mountpoint: impl AsRef<Path>) -> io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
     let mountpoint = mountpoint.as_ref();
+    // statfs always asks the server (nothing caches it), so it tells a dead one apart even
+    // where the kernel still answers lookups and listings from its caches.
+    let c_path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())?;
+    // SAFETY: a valid path and a zeroed out-structure.
+    let dead = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c_path.as_ptr(), &mut st) != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
+    };
+    if dead {
+        detach(mountpoint)?;
+        return Ok(true);
+    }
     match std::fs::metadata(mountpoint) {
         Ok(meta) if meta.is_dir() => Ok(false),
         Ok(_) => {
