@@ -30,6 +30,11 @@ impl Mounted {
 
     /// A host directory prepared by `fill`, mounted.
     pub(crate) fn with_host(fill: impl FnOnce(&Path)) -> Self {
+        Self::with_options(fill, &mirage_fuse::Options::default())
+    }
+
+    /// A host directory prepared by `fill`, mounted with `options`.
+    pub(crate) fn with_options(fill: impl FnOnce(&Path), options: &mirage_fuse::Options) -> Self {
         assert!(
             Path::new("/dev/fuse").exists(),
             "these tests need /dev/fuse (and root or fusermount3): see docs/DEVELOPMENT.md"
@@ -40,7 +45,7 @@ impl Mounted {
         mirage.mount("/", Arc::new(LocalResource::new(host.path()).unwrap()), MountOptions::default()).unwrap();
         let session = mirage.create_session("fuse-test").unwrap();
         let mnt = tempfile::tempdir().unwrap();
-        let mount = mirage_fuse::mount(&session, mnt.path(), &mirage_fuse::Options::default()).unwrap();
+        let mount = mirage_fuse::mount(&session, mnt.path(), options).unwrap();
         Mounted { host, session, mnt, mount: Some(mount) }
     }
 
