@@ -11,16 +11,23 @@
 //! a summary says what changed and what happened to it.
 
 mod mount;
-
-use lexopt::ValueExt;
+mod report;
+mod run;
+mod signals;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--on-exit keep|commit|discard]
+usage: mirage-run [--net host|none] [--on-exit commit|discard] -- COMMAND [ARGS]
+       mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--on-exit keep|commit|discard]
                                    [--store DIR --session NAME]
        mirage-run unmount MOUNTPOINT [--lazy]
 
+(run)     runs COMMAND in a sandbox whose root is a copy-on-write session: the current
+          directory (the workspace) at its own path, the system directories read-only, the
+          agent's configuration in $HOME, nothing else of the host. On exit, a summary of the
+          changes; --on-exit commit writes them to the workspace, discard (default) drops
+          them. --net none: no network at all.
 mount     serves a copy-on-write session over DIR (default: the current directory) at
           MOUNTPOINT until Ctrl-C, SIGTERM or an unmount. Nothing reaches DIR unless the
           session is committed: --on-exit commit writes the changes back when it ends;
@@ -40,6 +47,9 @@ impl From<lexopt::Error> for UsageError {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == mirage_sandbox::HELPER_ARG) {
+        mirage_sandbox::helper_main();
+    }
     match run() {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
@@ -75,18 +85,21 @@ impl From<lexopt::Error> for Failure {
 
 fn run() -> Result<ExitCode, Failure> {
     let mut parser = lexopt::Parser::from_env();
-    let command = match parser.next()? {
-        Some(lexopt::Arg::Value(command)) => command.string()?,
-        Some(lexopt::Arg::Long("help") | lexopt::Arg::Short('h')) => {
-            println!("{USAGE}");
-            return Ok(ExitCode::SUCCESS);
+    let first = std::env::args().nth(1);
+    match first.as_deref() {
+        Some("mount") => {
+            parser.next()?;
+            mount::mount(mount::MountArgs::parse(&mut parser)?)
         }
-        Some(other) => return Err(UsageError(other.unexpected().to_string()).into()),
-        None => return Err(UsageError("a command is needed".into()).into()),
-    };
-    match command.as_str() {
-        "mount" => mount::mount(mount::MountArgs::parse(&mut parser)?),
-        "unmount" | "umount" => mount::unmount(&mut parser),
-        other => Err(UsageError(format!("unknown command '{other}'")).into()),
+        Some("unmount" | "umount") => {
+            parser.next()?;
+            mount::unmount(&mut parser)
+        }
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(_) => run::run(run::RunArgs::parse(&mut parser)?),
+        None => Err(UsageError("a command is needed".into()).into()),
     }
 }

@@ -9,20 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mirage_core::{ChangeKind, CommitOptions, LocalResource, Mirage, MountOptions, Session};
+use mirage_core::{LocalResource, Mirage, MountOptions};
 
+use crate::report::{OnExit, finish};
 use crate::{Failure, UsageError};
-
-/// What happens to the session's changes when the mount ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OnExit {
-    /// Kept in the store, to mount again later.
-    Keep,
-    /// Written back to the source directory.
-    Commit,
-    /// Dropped.
-    Discard,
-}
 
 /// The arguments of `mirage-run mount`.
 #[derive(Debug)]
@@ -45,16 +35,7 @@ impl MountArgs {
             match arg {
                 Long("source") => source = Some(PathBuf::from(parser.value()?)),
                 Long("read-only") => read_only = true,
-                Long("on-exit") => {
-                    on_exit = Some(match parser.value()?.string()?.as_str() {
-                        "keep" => OnExit::Keep,
-                        "commit" => OnExit::Commit,
-                        "discard" => OnExit::Discard,
-                        other => {
-                            return Err(UsageError(format!("--on-exit takes keep, commit or discard, not '{other}'")));
-                        }
-                    })
-                }
+                Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
                 Value(path) if mountpoint.is_none() => mountpoint = Some(PathBuf::from(path)),
@@ -131,7 +112,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
 
     // Signals are taken synchronously below: block them before any thread starts, so that
     // every thread inherits the mask.
-    let signals = Signals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    let signals = crate::signals::Signals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
     let options = mirage_fuse::Options {
         read_only: args.read_only,
         name: format!("mirage:{name}"),
@@ -159,43 +140,6 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
         drop(served);
     }
     finish(&runtime, &session, &source, on_exit)
-}
-
-/// Reports what the session changed and applies `on_exit`.
-fn finish(
-    runtime: &tokio::runtime::Runtime,
-    session: &Session,
-    source: &Path,
-    on_exit: OnExit,
-) -> Result<ExitCode, Failure> {
-    let changes =
-        runtime.block_on(session.diff()).map_err(|e| Failure::Run(format!("cannot list the changes: {e}")))?;
-    let count = |kind: ChangeKind| changes.iter().filter(|c| c.kind == kind).count();
-    let bytes: u64 = changes.iter().filter_map(|c| c.new_size).sum();
-    let summary = format!(
-        "{} added, {} modified, {} deleted ({bytes} bytes written)",
-        count(ChangeKind::Added),
-        count(ChangeKind::Modified),
-        count(ChangeKind::Deleted)
-    );
-    match on_exit {
-        _ if changes.is_empty() => eprintln!("mirage-run: no changes"),
-        OnExit::Discard => {
-            eprintln!("mirage-run: {summary}: discarded (--on-exit commit writes them to {})", source.display())
-        }
-        OnExit::Keep => {
-            session.flush().map_err(|e| Failure::Run(format!("cannot save the session: {e}")))?;
-            eprintln!("mirage-run: {summary}: kept in the store (mount it again, or --on-exit commit)");
-        }
-        OnExit::Commit => {
-            eprintln!("mirage-run: {summary}: committing to {} ...", source.display());
-            let report = runtime
-                .block_on(session.commit(CommitOptions::default()))
-                .map_err(|e| Failure::Run(format!("commit failed (the session keeps its changes): {e}")))?;
-            eprintln!("mirage-run: committed {} changes to {}", report.applied.len(), source.display());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `mirage-run unmount MOUNTPOINT [--lazy]`.
@@ -252,33 +196,6 @@ fn unescape(field: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Signals taken synchronously, blocked for every thread started afterwards.
-struct Signals(libc::sigset_t);
-
-impl Signals {
-    fn block(signals: &[i32]) -> Self {
-        // SAFETY: the set is initialised by sigemptyset before use; the calls only change
-        // this thread's mask.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for &s in signals {
-                libc::sigaddset(&mut set, s);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Signals(set)
-        }
-    }
-
-    /// The next pending signal of the set, waiting at most `timeout`.
-    fn wait(&self, timeout: Duration) -> Option<i32> {
-        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos().into() };
-        // SAFETY: valid set and timeout; no siginfo wanted.
-        let signal = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
-        (signal > 0).then_some(signal)
-    }
 }
 
 fn signal_name(signal: i32) -> &'static str {

@@ -1,0 +1,68 @@
+//! What a session changed, told when it ends, and what happens to the changes then.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mirage_core::{ChangeKind, CommitOptions, Session};
+
+use crate::{Failure, UsageError};
+
+/// What happens to the session's changes when the mount ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnExit {
+    /// Kept in the store, to mount again later.
+    Keep,
+    /// Written back to the source directory.
+    Commit,
+    /// Dropped.
+    Discard,
+}
+
+impl OnExit {
+    /// Reads the value of `--on-exit`.
+    pub(crate) fn parse(value: &str) -> Result<Self, UsageError> {
+        match value {
+            "keep" => Ok(OnExit::Keep),
+            "commit" => Ok(OnExit::Commit),
+            "discard" => Ok(OnExit::Discard),
+            other => Err(UsageError(format!("--on-exit takes keep, commit or discard, not '{other}'"))),
+        }
+    }
+}
+
+/// Reports what the session changed and applies `on_exit`.
+pub(crate) fn finish(
+    runtime: &tokio::runtime::Runtime,
+    session: &Session,
+    source: &Path,
+    on_exit: OnExit,
+) -> Result<ExitCode, Failure> {
+    let changes =
+        runtime.block_on(session.diff()).map_err(|e| Failure::Run(format!("cannot list the changes: {e}")))?;
+    let count = |kind: ChangeKind| changes.iter().filter(|c| c.kind == kind).count();
+    let bytes: u64 = changes.iter().filter_map(|c| c.new_size).sum();
+    let summary = format!(
+        "{} added, {} modified, {} deleted ({bytes} bytes written)",
+        count(ChangeKind::Added),
+        count(ChangeKind::Modified),
+        count(ChangeKind::Deleted)
+    );
+    match on_exit {
+        _ if changes.is_empty() => eprintln!("mirage-run: no changes"),
+        OnExit::Discard => {
+            eprintln!("mirage-run: {summary}: discarded (--on-exit commit writes them to {})", source.display())
+        }
+        OnExit::Keep => {
+            session.flush().map_err(|e| Failure::Run(format!("cannot save the session: {e}")))?;
+            eprintln!("mirage-run: {summary}: kept in the store (mount it again, or --on-exit commit)");
+        }
+        OnExit::Commit => {
+            eprintln!("mirage-run: {summary}: committing to {} ...", source.display());
+            let report = runtime
+                .block_on(session.commit(CommitOptions::default()))
+                .map_err(|e| Failure::Run(format!("commit failed (the session keeps its changes): {e}")))?;
+            eprintln!("mirage-run: committed {} changes to {}", report.applied.len(), source.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

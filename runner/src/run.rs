@@ -1,0 +1,185 @@
+//! `mirage-run [options] -- COMMAND`: the command runs in a sandbox whose root is the FUSE
+//! mount of a session over the current directory.
+//!
+//! The session's tree: a read-only skeleton at `/` (the system directories' mount points,
+//! `/dev`, `/proc`, `/tmp`, the home directory and the agent configuration entries that
+//! exist), and the workspace (the current directory) at its own absolute path. Inside the
+//! sandbox the system directories and the configuration entries are the host's, bound in;
+//! everything else of the host is out of reach.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use lexopt::ValueExt;
+use mirage_core::{LocalResource, MemoryResource, Mirage, MountOptions, Resource, VPath};
+use mirage_sandbox::{Bind, Net, Sandbox, Spec};
+
+use crate::report::{OnExit, finish};
+use crate::{Failure, UsageError};
+
+/// Top-level host directories bound read-only (when they exist; links are recreated).
+const SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt"];
+
+/// Entries of the home directory agents need for their login and caches, bound read-write
+/// when they exist.
+const HOME_ENTRIES: &[&str] =
+    &[".codex", ".claude", ".claude.json", ".config/gh", ".gitconfig", ".npm", ".cache", ".cargo", ".rustup"];
+
+/// The arguments of `mirage-run [options] -- COMMAND`.
+#[derive(Debug)]
+pub(crate) struct RunArgs {
+    command: Vec<String>,
+    net: Net,
+    on_exit: OnExit,
+}
+
+impl RunArgs {
+    /// Reads the options before `--` and the command after it.
+    pub(crate) fn parse(parser: &mut lexopt::Parser) -> Result<Self, UsageError> {
+        use lexopt::Arg::{Long, Value};
+        let (mut net, mut on_exit, mut command) = (Net::Host, OnExit::Discard, Vec::new());
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Long("net") => {
+                    net = match parser.value()?.string()?.as_str() {
+                        "host" => Net::Host,
+                        "none" => Net::None,
+                        other => return Err(UsageError(format!("--net takes host or none, not '{other}'"))),
+                    }
+                }
+                Long("on-exit") => on_exit = OnExit::parse(&parser.value()?.string()?)?,
+                Value(first) => {
+                    command.push(first.string()?);
+                    command.extend(parser.raw_args()?.map(|a| a.string()).collect::<Result<Vec<_>, _>>()?);
+                }
+                other => return Err(other.unexpected().into()),
+            }
+        }
+        if command.is_empty() {
+            return Err(UsageError("no command: mirage-run [options] -- COMMAND [ARGS]".into()));
+        }
+        if on_exit == OnExit::Keep {
+            return Err(UsageError(
+                "--on-exit keep needs a session store, which `mirage-run --` does not use yet".into(),
+            ));
+        }
+        Ok(RunArgs { command, net, on_exit })
+    }
+}
+
+/// Runs the command in the sandbox, then reports and applies `--on-exit`.
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
+    // Before any thread starts, so that every thread inherits the mask: SIGTERM and SIGHUP
+    // go to the command (through the sandbox's helper).
+    let signals = crate::signals::Signals::block(&[libc::SIGTERM, libc::SIGHUP]);
+    let workspace = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .map_err(|e| fail("cannot use the current directory", &e))?;
+    if workspace == Path::new("/") {
+        return Err(Failure::Run("the workspace cannot be / itself: run mirage-run from a project directory".into()));
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| fail("cannot start", &e))?;
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute());
+    let (skeleton, binds) = runtime
+        .block_on(skeleton(&workspace, home.as_deref()))
+        .map_err(|e| fail("cannot prepare the sandbox's tree", &e))?;
+
+    let mirage = Mirage::new();
+    mirage
+        .mount("/", Arc::new(skeleton), MountOptions { read_only: true })
+        .map_err(|e| fail("cannot mount the skeleton", &e))?;
+    let local = LocalResource::new(&workspace).map_err(|e| fail("cannot open the workspace", &e))?;
+    let point = workspace.to_str().ok_or_else(|| Failure::Run("the workspace path is not UTF-8".into()))?;
+    mirage
+        .mount(point, Arc::new(local), MountOptions::default())
+        .map_err(|e| fail("cannot mount the workspace", &e))?;
+    let session = mirage.create_session("run").map_err(|e| fail("cannot create the session", &e))?;
+
+    let spec = Spec {
+        command: args.command.clone(),
+        workdir: workspace.clone(),
+        env: std::env::vars().collect(),
+        binds,
+        writable: vec![workspace.clone()],
+        net: args.net,
+        hostname: "mirage".to_owned(),
+    };
+    // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.
+    crate::signals::ignore_terminal();
+    let mut sandbox = Sandbox::start(&spec).map_err(|e| Failure::Run(format!("cannot start the sandbox: {e}")))?;
+    let options = mirage_fuse::Options {
+        owner: mirage_fuse::Owner { uid: 0, gid: 0 },
+        allow_other: true,
+        name: "mirage:run".to_owned(),
+        runtime: Some(runtime.handle().clone()),
+        ..mirage_fuse::Options::default()
+    };
+    let served = mirage_fuse::serve_fd(&session, sandbox.take_fuse_fd(), &options)
+        .map_err(|e| fail("cannot serve the sandbox's root", &e))?;
+    sandbox.proceed().map_err(|e| fail("the sandbox ended early", &e))?;
+    let helper = sandbox.pid();
+    let relay = signals.relay_to(helper);
+    let code = sandbox.wait().map_err(|e| Failure::Run(format!("the sandbox failed: {e}")))?;
+    drop(relay);
+    drop(served);
+    finish(&runtime, &session, &workspace, args.on_exit)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// The read-only tree the sandbox's root starts from, and the host paths to bind into it.
+async fn skeleton(workspace: &Path, home: Option<&Path>) -> mirage_core::Result<(MemoryResource, Vec<Bind>)> {
+    let tree = MemoryResource::new();
+    let mut binds = Vec::new();
+    for name in SYSTEM {
+        let host = Path::new("/").join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&host) else { continue };
+        let virt = vpath(&host)?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host).map_err(|e| mirage_core::Error::io("readlink", e))?;
+            tree.symlink(&target.to_string_lossy(), &virt).await?;
+        } else if meta.is_dir() {
+            tree.mkdir(&virt, 0o755).await?;
+            binds.push(Bind { path: host, writable: false });
+        }
+    }
+    for dir in ["/dev", "/proc", "/tmp"] {
+        tree.mkdir(&vpath(Path::new(dir))?, 0o755).await?;
+    }
+    mkdir_all(&tree, workspace).await?;
+    if let Some(home) = home {
+        mkdir_all(&tree, home).await?;
+        for entry in HOME_ENTRIES {
+            let host = home.join(entry);
+            let Ok(meta) = std::fs::metadata(&host) else { continue };
+            if let Some(parent) = host.parent() {
+                mkdir_all(&tree, parent).await?;
+            }
+            if meta.is_dir() {
+                tree.mkdir(&vpath(&host)?, 0o755).await?;
+            } else {
+                tree.create(&vpath(&host)?, 0o600).await?;
+            }
+            binds.push(Bind { path: host, writable: true });
+        }
+    }
+    Ok((tree, binds))
+}
+
+fn vpath(path: &Path) -> mirage_core::Result<VPath> {
+    VPath::parse(&path.to_string_lossy())
+}
+
+/// Creates `dir` and its missing parents in `tree`.
+async fn mkdir_all(tree: &MemoryResource, dir: &Path) -> mirage_core::Result<()> {
+    let mut so_far = PathBuf::from("/");
+    for part in dir.components().skip(1) {
+        so_far.push(part);
+        let v = vpath(&so_far)?;
+        if tree.stat(&v).await.is_err() {
+            tree.mkdir(&v, 0o755).await?;
+        }
+    }
+    Ok(())
+}

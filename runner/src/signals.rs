@@ -1,0 +1,74 @@
+//! Signals taken synchronously by the supervisor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Signals taken synchronously, blocked for every thread started afterwards.
+pub(crate) struct Signals(libc::sigset_t);
+
+impl Signals {
+    pub(crate) fn block(signals: &[i32]) -> Self {
+        // SAFETY: the set is initialised by sigemptyset before use; the calls only change
+        // this thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Signals(set)
+        }
+    }
+
+    /// The next pending signal of the set, waiting at most `timeout`.
+    pub(crate) fn wait(&self, timeout: Duration) -> Option<i32> {
+        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos().into() };
+        // SAFETY: valid set and timeout; no siginfo wanted.
+        let signal = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        (signal > 0).then_some(signal)
+    }
+}
+
+impl Signals {
+    /// Forwards every signal of the set to process `pid` until the returned relay is dropped.
+    pub(crate) fn relay_to(&self, pid: u32) -> Relay {
+        let (set, stop) = (Signals(self.0), Arc::new(AtomicBool::new(false)));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                if let Some(signal) = set.wait(Duration::from_millis(100)) {
+                    // SAFETY: signalling a child of this process.
+                    unsafe { libc::kill(pid as libc::pid_t, signal) };
+                }
+            }
+        });
+        Relay { stop, thread: Some(thread) }
+    }
+}
+
+/// Forwards signals while it lives.
+pub(crate) struct Relay {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Ignores the terminal's Ctrl-C and Ctrl-\ (they reach the command directly, as in a shell).
+pub(crate) fn ignore_terminal() {
+    // SAFETY: installing SIG_IGN is always sound.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}
