@@ -99,7 +99,11 @@ fn run() -> Result<ExitCode, Failure> {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        Some(_) => run::run(run::RunArgs::parse(&mut parser)?),
+        Some(_) if std::env::args().any(|a| a == "--") => run::run(run::RunArgs::parse(&mut parser)?),
+        Some(other) => Err(UsageError(format!(
+            "unknown command '{other}' (to run a program in a sandbox: mirage-run [options] -- {other})"
+        ))
+        .into()),
         None => Err(UsageError("a command is needed".into()).into()),
     }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Signals taken synchronously, blocked for every thread started afterwards.
@@ -39,28 +38,29 @@ impl Signals {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
-                if let Some(signal) = set.wait(Duration::from_millis(100)) {
-                    // SAFETY: signalling a child of this process.
+                if let Some(signal) = set.wait(Duration::from_millis(100))
+                    && !flag.load(Ordering::Relaxed)
+                {
+                    // SAFETY: signalling a child of this process, which has not been waited
+                    // for while the relay runs.
                     unsafe { libc::kill(pid as libc::pid_t, signal) };
                 }
             }
         });
-        Relay { stop, thread: Some(thread) }
+        drop(thread);
+        Relay { stop }
     }
 }
 
-/// Forwards signals while it lives.
+/// Forwards signals while it lives. Dropping it stops the forwarding at once; the thread
+/// itself ends at its next wake-up (not waited for: that would cost up to its period).
 pub(crate) struct Relay {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -21,9 +21,11 @@ use nix::unistd::{ForkResult, Pid, fork};
 use crate::{Net, SPEC_VAR, Spec, fdpass};
 
 /// Where the private tmpfs holding the future root is mounted (in the new mount namespace).
-const STAGING: &str = "/tmp";
+/// It hides what lies below, so it must be a directory every system has and no bound path
+/// lives under: `/tmp` or `/home` would hide workspaces and home directories.
+const STAGING: &str = "/sys";
 /// Where the FUSE root is mounted before it becomes `/`.
-const ROOT: &str = "/tmp/mirage-root";
+const ROOT: &str = "/sys/mirage-root";
 
 /// Reports `message` to the supervisor and exits.
 fn fail(socket: RawFd, message: &str) -> ! {
@@ -258,6 +260,8 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
         std::process::exit(125);
     }
 
+    // /tmp first: binds below it (a home directory in /tmp) then land on the tmpfs.
+    private_tmp(spec)?;
     for bind in &spec.binds {
         bind_into(&bind.path, bind.writable)?;
     }
@@ -272,7 +276,6 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
             none,
         ),
     )?;
-    private_tmp(spec)?;
     step("cannot enter the new root", std::env::set_current_dir(ROOT))?;
     step("cannot switch to the new root", nix::unistd::pivot_root(".", "."))?;
     step("cannot detach the old root", umount2(".", MntFlags::MNT_DETACH))?;
@@ -311,6 +314,17 @@ fn private_tmp(spec: &Spec) -> Result<(), String> {
 fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
     let target = inside(path);
     let none: Option<&str> = None;
+    if std::fs::symlink_metadata(&target).is_err() {
+        // Below the private /tmp: make the mount point.
+        let made = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => std::fs::create_dir_all(&target),
+            _ => target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::File::create(&target).map(drop)),
+        };
+        step(&format!("cannot make a mount point for {}", path.display()), made)?;
+    }
     step(
         &format!("cannot bind {}", path.display()),
         mount(Some(path), &target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none),

@@ -1,0 +1,202 @@
+//! `mirage-run -- COMMAND`: the command's view of the world, its exit code, what happens to
+//! its changes, and a hostile command's attempts to get out, each of which must fail while
+//! the host stays unchanged.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
+
+/// A workspace and a home directory holding a secret, on the host.
+struct Host {
+    workspace: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Self {
+        let (workspace, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::write(workspace.path().join("README"), "project\n").unwrap();
+        fs::write(home.path().join("secret"), "the host's secret\n").unwrap();
+        fs::create_dir(home.path().join(".codex")).unwrap();
+        fs::write(home.path().join(".codex/auth.json"), "{\"token\":\"t\"}\n").unwrap();
+        std::os::unix::fs::symlink(home.path().join("secret"), workspace.path().join("planted-link")).unwrap();
+        Host { workspace, home }
+    }
+
+    /// Runs `mirage-run [options] -- sh -c SCRIPT` in the workspace.
+    fn run(&self, options: &[&str], script: &str) -> Output {
+        Command::new(BIN)
+            .args(options)
+            .args(["--", "sh", "-c", script])
+            .current_dir(self.workspace.path())
+            .env("HOME", self.home.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Every file under the workspace and the home directory, with its content.
+    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for root in [self.workspace.path(), self.home.path()] {
+            walk(root, &mut out);
+        }
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            walk(&path, out);
+        } else if meta.is_file() {
+            out.insert(path.clone(), fs::read(&path).unwrap());
+        } else {
+            out.insert(path.clone(), fs::read_link(&path).unwrap().into_os_string().into_encoded_bytes());
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_command_sees_its_workspace_and_its_exit_code_is_returned() {
+    let host = Host::new();
+    let out = host.run(&[], "cat README && pwd && echo $$ && echo new > created.txt && ls ~/.codex && exit 7");
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "project");
+    assert_eq!(Path::new(lines[1]), host.workspace.path().canonicalize().unwrap(), "the workspace at its own path");
+    assert_eq!(lines[2], "2", "the command is the child of the sandbox's PID 1");
+    assert_eq!(lines[3], "auth.json", "the agent's configuration is there");
+    assert!(text(&out.stderr).contains("1 added"), "{}", text(&out.stderr));
+    assert!(!host.workspace.path().join("created.txt").exists(), "discarded by default");
+}
+
+#[test]
+fn on_exit_commit_writes_the_changes_to_the_workspace() {
+    let host = Host::new();
+    let out =
+        host.run(&["--on-exit", "commit"], "echo changed > README && mkdir -p src && echo 'fn main(){}' > src/main.rs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(host.workspace.path().join("README")).unwrap(), "changed\n");
+    assert!(host.workspace.path().join("src/main.rs").exists());
+    assert!(text(&out.stderr).contains("committed"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_hostile_command_cannot_get_out() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let mut outsider = Command::new("sleep").arg("30").spawn().unwrap();
+    let home = host.home.path().display().to_string();
+    // Each attempt prints "escaped: ..." if it works; the script ends with a marker so that a
+    // crash of the script itself is noticed.
+    let script = format!(
+        r#"
+        try() {{ if sh -c "$1" >/dev/null 2>&1; then echo "escaped: $1"; fi; }}
+        try 'touch /usr/mirage-escape'
+        try 'touch /etc/mirage-escape'
+        try 'touch /mirage-escape'
+        try 'mkdir /opt/mirage-escape'
+        try 'cat {home}/secret'
+        try 'cat /root/.bashrc /root/.profile'
+        try 'cat planted-link'
+        try 'cat ../../../../../../..{home}/secret'
+        try 'ls {home} | grep -q secret'
+        try 'mount -t tmpfs none /tmp'
+        try 'umount /usr'
+        try 'umount -l /etc'
+        try 'cd / && pivot_root . .'
+        try 'kill -0 {pid}'
+        try 'test -e /proc/{pid}'
+        try 'grep -q "CapEff:[[:space:]]*0*[1-9a-f]" /proc/self/status'
+        try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
+        try 'cat ~/.codex/../secret'
+        echo done
+        "#,
+        pid = outsider.id()
+    );
+    let out = host.run(&[], &script);
+    outsider.kill().unwrap();
+    outsider.wait().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(stdout.ends_with("done\n"), "the script ran to its end: {stdout}\n{}", text(&out.stderr));
+    assert!(!stdout.contains("escaped"), "{stdout}");
+    assert_eq!(host.snapshot(), before, "the host's files are unchanged");
+    assert!(!Path::new("/usr/mirage-escape").exists() && !Path::new("/etc/mirage-escape").exists());
+}
+
+#[test]
+fn no_network_means_none() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host = Host::new();
+    let connect = format!("python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)\"");
+    let open = host.run(&["--net", "host"], &connect);
+    assert!(open.status.success(), "the host's network by default: {}", text(&open.stderr));
+    let closed = host.run(&["--net", "none"], &connect);
+    assert!(!closed.status.success(), "no network under --net none");
+    assert!(
+        text(&closed.stderr).contains("Network is unreachable") || text(&closed.stderr).contains("refused"),
+        "{}",
+        text(&closed.stderr)
+    );
+}
+
+#[test]
+fn a_missing_command_and_bad_options_are_explained() {
+    let host = Host::new();
+    let out = host.run(&[], "exec no-such-program-anywhere");
+    assert_eq!(out.status.code(), Some(127));
+    let out =
+        Command::new(BIN).args(["--", "no-such-program-anywhere"]).current_dir(host.workspace.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(text(&out.stderr).contains("command not found"), "{}", text(&out.stderr));
+    let out = Command::new(BIN).args(["--net", "sometimes", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--net takes host or none"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unprivileged_user_is_told_what_is_missing_or_runs() {
+    // A workspace nobody may use, then the same user with and without a usable /dev/fuse.
+    let host = Host::new();
+    for dir in [host.workspace.path(), host.home.path()] {
+        Command::new("chown").args(["-R", "65534:65534"]).arg(dir).status().unwrap();
+        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let nobody = |prelude: &str| {
+        let script = format!(
+            "{prelude} exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME={home} {BIN} -- sh -c 'echo hi > f; cat f; id -u'",
+            home = host.home.path().display()
+        );
+        Command::new("unshare").args(["-m", "sh", "-c", &script]).current_dir(host.workspace.path()).output().unwrap()
+    };
+    // A private /dev/fuse node of the given mode, bound over the real one in a mount
+    // namespace of the test's own (the machine's node is not touched).
+    let nodes = tempfile::tempdir().unwrap();
+    let with_fuse_mode = |mode: &str| {
+        let node = nodes.path().join(format!("fuse-{mode}"));
+        format!(
+            "mount --make-rprivate / && mknod {node} c 10 229 && chmod {mode} {node} && mount --bind {node} /dev/fuse &&",
+            node = node.display()
+        )
+    };
+    // Mode 0600 (as on some machines): a clear message that names the fix.
+    let locked = nobody(&with_fuse_mode("600"));
+    assert!(!locked.status.success());
+    assert!(text(&locked.stderr).contains("/dev/fuse"), "{}", text(&locked.stderr));
+    assert!(text(&locked.stderr).contains("0666"), "the fix is named: {}", text(&locked.stderr));
+    // Mode 0666, the usual distribution default: it works.
+    let open = nobody(&with_fuse_mode("666"));
+    assert!(open.status.success(), "{}", text(&open.stderr));
+    assert_eq!(text(&open.stdout), "hi\n0\n", "root inside, the user outside");
+}
