@@ -32,9 +32,10 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import ziglang' 2>/dev/nu
     .venv/bin/pip install --quiet --disable-pip-version-check ziglang
 fi
 # Debian packages the tests use: objdump checks the addon's glibc symbols; the FUSE tests run
-# real programs (rg, sqlite3, git) on a mount, and fusermount3 serves unprivileged users.
+# real programs (rg, sqlite3, git) on a mount, fusermount3 serves unprivileged users, and the
+# sandbox tests drive a terminal with script and an unprivileged user with setpriv.
 missing=()
-for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3; do
+for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3 script:bsdutils setpriv:util-linux; do
     need "${pair%%:*}" || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

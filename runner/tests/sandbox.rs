@@ -200,3 +200,27 @@ fn an_unprivileged_user_is_told_what_is_missing_or_runs() {
     assert!(open.status.success(), "{}", text(&open.stderr));
     assert_eq!(text(&open.stdout), "hi\n0\n", "root inside, the user outside");
 }
+
+/// Runs `mirage-run -- COMMAND` under `script`, on a terminal, typing `keys` into it after
+/// `delay_ms`.
+fn on_a_terminal(host: &Host, command: &str, keys: &str, delay_ms: u64) -> Output {
+    let typed = format!("sleep {}; printf '{keys}'; sleep 1", delay_ms as f64 / 1000.0);
+    let script = format!("({typed}) | script -qec \"{BIN} -- {command}\" /dev/null");
+    Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn interactive_programs_get_the_terminal_and_ctrl_c_works() {
+    let host = Host::new();
+    let out = on_a_terminal(&host, "sh -c 'tty; read line; echo got:\\$line'", "hello\\r", 800);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("/dev/console"), "the terminal is named: {stdout}");
+    assert!(stdout.contains("got:hello"), "typed input arrives: {stdout}");
+    let out = on_a_terminal(&host, "sleep 30", "\\003", 800);
+    assert_eq!(out.status.code(), Some(130), "Ctrl-C ends the command: {}", text(&out.stdout));
+}

@@ -378,6 +378,16 @@ fn make_dev() -> Result<(), String> {
         ),
     )?;
     step("cannot create /dev/shm", std::fs::create_dir(dev.join("shm")))?;
+    // The terminal the command was started from lives in the host's devpts: bound as
+    // /dev/console, where ttyname() finds it.
+    // SAFETY: isatty only inspects the descriptor.
+    if unsafe { libc::isatty(0) } == 1
+        && let Ok(terminal) = std::fs::read_link("/proc/self/fd/0")
+    {
+        let console = dev.join("console");
+        step("cannot create /dev/console", std::fs::File::create(&console))?;
+        step("cannot bind the terminal", mount(Some(&terminal), &console, none, MsFlags::MS_BIND, none))?;
+    }
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
