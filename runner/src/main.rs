@@ -13,12 +13,18 @@
 mod mount;
 mod report;
 mod run;
+mod sessions;
 mod signals;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: mirage-run [--net host|none] [--on-exit commit|discard] -- COMMAND [ARGS]
+usage: mirage-run [--net host|none] [--on-exit keep|commit|discard]
+                  [--session NAME | --fork NAME] [--store DIR] -- COMMAND [ARGS]
+       mirage-run sessions [--store DIR]
+       mirage-run diff NAME [--text] [--store DIR]
+       mirage-run commit NAME [--store DIR]
+       mirage-run abort NAME [--store DIR]
        mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--on-exit keep|commit|discard]
                                    [--store DIR --session NAME]
        mirage-run unmount MOUNTPOINT [--lazy]
@@ -27,7 +33,14 @@ usage: mirage-run [--net host|none] [--on-exit commit|discard] -- COMMAND [ARGS]
           directory (the workspace) at its own path, the system directories read-only, the
           agent's configuration in $HOME, nothing else of the host. On exit, a summary of the
           changes; --on-exit commit writes them to the workspace, discard (default) drops
-          them. --net none: no network at all.
+          them. --session NAME runs in (or creates) the named session of the store, --fork
+          NAME in a new fork of it; both keep the changes by default. --net none: no
+          network at all.
+sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);
+          commit applies it to its parent (the first fork to commit wins; a later one is
+          refused, naming the paths, and keeps its changes) or, for a root session, to its
+          workspace; abort drops it and its forks. The store: --store DIR, $MIRAGE_STORE,
+          or ~/.local/state/mirage.
 mount     serves a copy-on-write session over DIR (default: the current directory) at
           MOUNTPOINT until Ctrl-C, SIGTERM or an unmount. Nothing reaches DIR unless the
           session is committed: --on-exit commit writes the changes back when it ends;
@@ -94,6 +107,10 @@ fn run() -> Result<ExitCode, Failure> {
         Some("unmount" | "umount") => {
             parser.next()?;
             mount::unmount(&mut parser)
+        }
+        Some(command @ ("sessions" | "diff" | "commit" | "abort")) => {
+            parser.next()?;
+            sessions::command(command, &mut parser)
         }
         Some("-h" | "--help") => {
             println!("{USAGE}");

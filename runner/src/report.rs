@@ -54,14 +54,21 @@ pub(crate) fn finish(
         }
         OnExit::Keep => {
             session.flush().map_err(|e| Failure::Run(format!("cannot save the session: {e}")))?;
-            eprintln!("mirage-run: {summary}: kept in the store (mount it again, or --on-exit commit)");
+            let name = session.name().unwrap_or_default();
+            eprintln!(
+                "mirage-run: {summary}: kept in session '{name}' (next: mirage-run diff {name}, commit {name} or abort {name})"
+            );
         }
         OnExit::Commit => {
-            eprintln!("mirage-run: {summary}: committing to {} ...", source.display());
+            let into = match session.parent().ok().flatten().and_then(|p| p.name().ok()) {
+                Some(parent) => format!("session '{parent}'"),
+                None => source.display().to_string(),
+            };
+            eprintln!("mirage-run: {summary}: committing to {into} ...");
             let report = runtime
                 .block_on(session.commit(CommitOptions::default()))
                 .map_err(|e| Failure::Run(format!("commit failed (the session keeps its changes): {e}")))?;
-            eprintln!("mirage-run: committed {} changes to {}", report.applied.len(), source.display());
+            eprintln!("mirage-run: committed {} changes to {into}", report.applied.len());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ use mirage_core::{LocalResource, MemoryResource, Mirage, MountOptions, Resource,
 use mirage_sandbox::{Bind, Net, Sandbox, Spec};
 
 use crate::report::{OnExit, finish};
+use crate::sessions::Store;
 use crate::{Failure, UsageError};
 
 /// Top-level host directories bound read-only (when they exist; links are recreated).
@@ -32,13 +33,17 @@ pub(crate) struct RunArgs {
     command: Vec<String>,
     net: Net,
     on_exit: OnExit,
+    store: Option<PathBuf>,
+    session: Option<String>,
+    fork: Option<String>,
 }
 
 impl RunArgs {
     /// Reads the options before `--` and the command after it.
     pub(crate) fn parse(parser: &mut lexopt::Parser) -> Result<Self, UsageError> {
         use lexopt::Arg::{Long, Value};
-        let (mut net, mut on_exit, mut command) = (Net::Host, OnExit::Discard, Vec::new());
+        let (mut net, mut on_exit, mut command) = (Net::Host, None, Vec::new());
+        let (mut store, mut session, mut fork) = (None, None, None);
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("net") => {
@@ -48,7 +53,10 @@ impl RunArgs {
                         other => return Err(UsageError(format!("--net takes host or none, not '{other}'"))),
                     }
                 }
-                Long("on-exit") => on_exit = OnExit::parse(&parser.value()?.string()?)?,
+                Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
+                Long("store") => store = Some(PathBuf::from(parser.value()?)),
+                Long("session") => session = Some(parser.value()?.string()?),
+                Long("fork") => fork = Some(parser.value()?.string()?),
                 Value(first) => {
                     command.push(first.string()?);
                     command.extend(parser.raw_args()?.map(|a| a.string()).collect::<Result<Vec<_>, _>>()?);
@@ -59,12 +67,15 @@ impl RunArgs {
         if command.is_empty() {
             return Err(UsageError("no command: mirage-run [options] -- COMMAND [ARGS]".into()));
         }
-        if on_exit == OnExit::Keep {
-            return Err(UsageError(
-                "--on-exit keep needs a session store, which `mirage-run --` does not use yet".into(),
-            ));
+        if session.is_some() && fork.is_some() {
+            return Err(UsageError("--session and --fork exclude each other".into()));
         }
-        Ok(RunArgs { command, net, on_exit })
+        let named = session.is_some() || fork.is_some();
+        if on_exit == Some(OnExit::Keep) && !named {
+            return Err(UsageError("--on-exit keep needs a named session: --session NAME or --fork NAME".into()));
+        }
+        let on_exit = on_exit.unwrap_or(if named { OnExit::Keep } else { OnExit::Discard });
+        Ok(RunArgs { command, net, on_exit, store, session, fork })
     }
 }
 
@@ -86,16 +97,14 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .block_on(skeleton(&workspace, home.as_deref()))
         .map_err(|e| fail("cannot prepare the sandbox's tree", &e))?;
 
-    let mirage = Mirage::new();
+    let (mirage, session) = open_session(&args, &workspace)?;
     mirage
         .mount("/", Arc::new(skeleton), MountOptions { read_only: true })
         .map_err(|e| fail("cannot mount the skeleton", &e))?;
-    let local = LocalResource::new(&workspace).map_err(|e| fail("cannot open the workspace", &e))?;
-    let point = workspace.to_str().ok_or_else(|| Failure::Run("the workspace path is not UTF-8".into()))?;
-    mirage
-        .mount(point, Arc::new(local), MountOptions::default())
-        .map_err(|e| fail("cannot mount the workspace", &e))?;
-    let session = mirage.create_session("run").map_err(|e| fail("cannot create the session", &e))?;
+    if args.session.is_some() || args.fork.is_some() {
+        let name = session.name().map_err(|e| fail("the session is gone", &e))?;
+        eprintln!("mirage-run: in session '{name}'");
+    }
 
     let spec = Spec {
         command: args.command.clone(),
@@ -126,6 +135,50 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     drop(served);
     finish(&runtime, &session, &workspace, args.on_exit)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// The session the command runs in: a fresh one (discarded unless committed), the named one
+/// of the store (created over the workspace if new), or a fork of it.
+fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core::Session), Failure> {
+    let named = args.session.as_ref().or(args.fork.as_ref());
+    let Some(name) = named else {
+        let mirage = Mirage::new();
+        let local =
+            LocalResource::new(workspace).map_err(|e| Failure::Run(format!("cannot open the workspace: {e}")))?;
+        let point = workspace.to_str().ok_or_else(|| Failure::Run("the workspace path is not UTF-8".into()))?;
+        mirage
+            .mount(point, Arc::new(local), MountOptions::default())
+            .map_err(|e| Failure::Run(format!("cannot mount the workspace: {e}")))?;
+        let session =
+            mirage.create_session("run").map_err(|e| Failure::Run(format!("cannot create the session: {e}")))?;
+        return Ok((mirage, session));
+    };
+    let dir = match &args.store {
+        Some(dir) => dir.clone(),
+        None => Store::default_dir()?,
+    };
+    let mut store = Store::open(&dir)?;
+    let existing = store.mirage.session(name).is_ok();
+    if existing
+        && let Some(owner) = store.workspace_of(name)
+        && owner != workspace
+    {
+        return Err(Failure::Run(format!(
+            "session '{name}' works on {}, not on this directory: run mirage-run from there",
+            owner.display()
+        )));
+    }
+    let session = match (&args.fork, existing) {
+        (Some(_), true) => {
+            store.session(name)?.fork().map_err(|e| Failure::Run(format!("cannot fork '{name}': {e}")))?
+        }
+        (Some(_), false) => {
+            return Err(Failure::Run(format!("there is no session '{name}' to fork (see: mirage-run sessions)")));
+        }
+        (None, true) => store.session(name)?,
+        (None, false) => store.create(name, workspace)?,
+    };
+    Ok((store.mirage.clone(), session))
 }
 
 /// The read-only tree the sandbox's root starts from, and the host paths to bind into it.

@@ -1,0 +1,84 @@
+//! Named sessions from the command line: a session kept across runs, two forks of it, the
+//! first commit winning, the second refused with the paths and keeping its work, and a root
+//! commit writing the result to the workspace.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
+
+fn mirage_run(workspace: &Path, store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).args(args).current_dir(workspace).env("MIRAGE_STORE", store).output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn forks_race_the_first_commit_wins_and_the_loser_keeps_its_work() {
+    let (ws, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (w, s) = (ws.path(), store.path());
+    fs::write(w.join("notes.txt"), "base\n").unwrap();
+    ok(mirage_run(w, s, &["--session", "main", "--", "sh", "-c", "echo setup > setup.txt"]));
+    assert!(!w.join("setup.txt").exists(), "kept in the session, not written");
+    ok(mirage_run(w, s, &["--fork", "main", "--", "sh", "-c", "echo A > notes.txt && echo a > a.txt"]));
+    ok(mirage_run(w, s, &["--fork", "main", "--", "sh", "-c", "echo B > notes.txt && echo b > b.txt"]));
+    let list = ok(mirage_run(w, s, &["sessions"]));
+    assert!(list.contains("main.1 (fork of main)") && list.contains("main.2 (fork of main)"), "{list}");
+
+    let diff = ok(mirage_run(w, s, &["diff", "main.1", "--text"]));
+    assert!(diff.contains("M ") && diff.contains("notes.txt") && diff.contains("+A"), "{diff}");
+    ok(mirage_run(w, s, &["commit", "main.1"]));
+    let lost = mirage_run(w, s, &["commit", "main.2"]);
+    assert!(!lost.status.success());
+    let why = String::from_utf8_lossy(&lost.stderr);
+    assert!(why.contains("notes.txt") && why.contains("keeps"), "the conflict names the path: {why}");
+    let kept = ok(mirage_run(w, s, &["diff", "main.2"]));
+    assert!(kept.contains("b.txt"), "the loser keeps its changes: {kept}");
+
+    ok(mirage_run(w, s, &["commit", "main"]));
+    assert_eq!(fs::read_to_string(w.join("notes.txt")).unwrap(), "A\n");
+    assert_eq!(fs::read_to_string(w.join("setup.txt")).unwrap(), "setup\n");
+    assert!(w.join("a.txt").exists() && !w.join("b.txt").exists());
+    ok(mirage_run(w, s, &["abort", "main.2"]));
+    assert!(!ok(mirage_run(w, s, &["sessions"])).contains("main.2"));
+}
+
+#[test]
+fn a_session_belongs_to_its_workspace_and_mistakes_are_explained() {
+    let (ws, other, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(mirage_run(ws.path(), store.path(), &["--session", "s", "--", "true"]));
+    let elsewhere = mirage_run(other.path(), store.path(), &["--session", "s", "--", "true"]);
+    assert!(!elsewhere.status.success());
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("run mirage-run from there"));
+    let missing = mirage_run(ws.path(), store.path(), &["--fork", "nope", "--", "true"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no session 'nope'"));
+    let both = mirage_run(ws.path(), store.path(), &["--session", "a", "--fork", "b", "--", "true"]);
+    assert_eq!(both.status.code(), Some(2));
+    let keep = mirage_run(ws.path(), store.path(), &["--on-exit", "keep", "--", "true"]);
+    assert_eq!(keep.status.code(), Some(2));
+}
+
+#[test]
+fn one_mirage_run_uses_a_store_at_a_time_and_the_next_is_told() {
+    let (ws, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = Command::new(BIN)
+        .args(["--session", "long", "--", "sleep", "3"])
+        .current_dir(ws.path())
+        .env("MIRAGE_STORE", store.path())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = mirage_run(ws.path(), store.path(), &["sessions"]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("in use by another mirage-run"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(first.wait().unwrap().success());
+    assert!(ok(mirage_run(ws.path(), store.path(), &["sessions"])).contains("long"));
+}
