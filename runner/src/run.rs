@@ -111,6 +111,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         workdir: workspace.clone(),
         env: std::env::vars().collect(),
         binds,
+        masked: host_secrets(),
         writable: vec![workspace.clone()],
         net: args.net,
         hostname: "mirage".to_owned(),
@@ -135,6 +136,22 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     drop(served);
     finish(&runtime, &session, &workspace, args.on_exit)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Files of the bound system directories that hold the host's secrets: hidden in the
+/// sandbox (they read as empty).
+fn host_secrets() -> Vec<PathBuf> {
+    let mut secrets: Vec<PathBuf> =
+        ["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/security/opasswd", "/etc/sudoers"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+    if let Ok(entries) = std::fs::read_dir("/etc/ssh") {
+        secrets.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key"))
+        }));
+    }
+    secrets
 }
 
 /// The session the command runs in: a fresh one (discarded unless committed), the named one

@@ -108,6 +108,7 @@ fn a_hostile_command_cannot_get_out() {
         try 'mkdir /opt/mirage-escape'
         try 'cat {home}/secret'
         try 'cat /root/.bashrc /root/.profile'
+        try 'grep -q . /etc/shadow'
         try 'cat planted-link'
         try 'cat ../../../../../../..{home}/secret'
         try 'ls {home} | grep -q secret'

@@ -265,6 +265,9 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
     for bind in &spec.binds {
         bind_into(&bind.path, bind.writable)?;
     }
+    for secret in &spec.masked {
+        mask(secret)?;
+    }
     make_dev()?;
     step(
         "cannot mount /proc",
@@ -349,6 +352,18 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
         }
     }
     step(&format!("cannot make {} read-only", path.display()), mount(none, &target, none, flags, none))
+}
+
+/// Hides the bound file `path` behind an empty, read-only one.
+fn mask(path: &Path) -> Result<(), String> {
+    let target = inside(path);
+    if !target.is_file() {
+        return Ok(());
+    }
+    let none: Option<&str> = None;
+    step(&format!("cannot hide {}", path.display()), mount(Some("/dev/null"), &target, none, MsFlags::MS_BIND, none))?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    step(&format!("cannot hide {}", path.display()), mount(none, &target, none, flags, none))
 }
 
 /// A minimal `/dev`: a tmpfs with the host's harmless nodes bound in, a private devpts for

@@ -66,6 +66,9 @@ pub struct Spec {
     /// Host paths bound into the FUSE root; each target must exist there (a directory for a
     /// directory, a file for a file).
     pub binds: Vec<Bind>,
+    /// Bound files to hide (read as empty): secrets of the host inside bound directories,
+    /// such as `/etc/shadow`.
+    pub masked: Vec<PathBuf>,
     /// Paths inside the sandbox the command may change (besides writable binds, `/tmp` and
     /// `/dev`); everything else is read-only.
     pub writable: Vec<PathBuf>,
