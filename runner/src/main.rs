@@ -10,6 +10,7 @@
 //! at MOUNTPOINT until Ctrl-C, SIGTERM or an unmount; changes stay in the session, and on exit
 //! a summary says what changed and what happened to it.
 
+mod config;
 mod mount;
 mod report;
 mod run;
@@ -20,7 +21,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: mirage-run [--net host|none] [--on-exit keep|commit|discard]
-                  [--session NAME | --fork NAME] [--store DIR] -- COMMAND [ARGS]
+                  [--session NAME | --fork NAME] [--store DIR]
+                  [--mount PATH=SOURCE]... [--mount-ro PATH=SOURCE]... -- COMMAND [ARGS]
        mirage-run sessions [--store DIR]
        mirage-run diff NAME [--text] [--store DIR]
        mirage-run commit NAME [--store DIR]
@@ -35,7 +37,9 @@ usage: mirage-run [--net host|none] [--on-exit keep|commit|discard]
           changes; --on-exit commit writes them to the workspace, discard (default) drops
           them. --session NAME runs in (or creates) the named session of the store, --fork
           NAME in a new fork of it; both keep the changes by default. --net none: no
-          network at all.
+          network at all. --mount /data=local:DIR (or memory:) adds a mount to the
+          session's tree (--mount-ro: read-only). ./mirage.toml (or
+          ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, [[mount]].
 sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);
           commit applies it to its parent (the first fork to commit wins; a later one is
           refused, naming the paths, and keeps its changes) or, for a root session, to its

@@ -15,6 +15,7 @@ use lexopt::ValueExt;
 use mirage_core::{LocalResource, MemoryResource, Mirage, MountOptions, Resource, VPath};
 use mirage_sandbox::{Bind, Net, Sandbox, Spec};
 
+use crate::config::{self, Config, MountEntry, Source};
 use crate::report::{OnExit, finish};
 use crate::sessions::Store;
 use crate::{Failure, UsageError};
@@ -31,28 +32,25 @@ const HOME_ENTRIES: &[&str] =
 #[derive(Debug)]
 pub(crate) struct RunArgs {
     command: Vec<String>,
-    net: Net,
-    on_exit: OnExit,
+    net: Option<Net>,
+    on_exit: Option<OnExit>,
     store: Option<PathBuf>,
     session: Option<String>,
     fork: Option<String>,
+    mounts: Vec<MountEntry>,
 }
 
 impl RunArgs {
     /// Reads the options before `--` and the command after it.
     pub(crate) fn parse(parser: &mut lexopt::Parser) -> Result<Self, UsageError> {
         use lexopt::Arg::{Long, Value};
-        let (mut net, mut on_exit, mut command) = (Net::Host, None, Vec::new());
-        let (mut store, mut session, mut fork) = (None, None, None);
+        let (mut net, mut on_exit, mut command) = (None, None, Vec::new());
+        let (mut store, mut session, mut fork, mut mounts) = (None, None, None, Vec::new());
         while let Some(arg) = parser.next()? {
             match arg {
-                Long("net") => {
-                    net = match parser.value()?.string()?.as_str() {
-                        "host" => Net::Host,
-                        "none" => Net::None,
-                        other => return Err(UsageError(format!("--net takes host or none, not '{other}'"))),
-                    }
-                }
+                Long("net") => net = Some(parse_net(&parser.value()?.string()?)?),
+                Long("mount") => mounts.push(MountEntry::from_flag(&parser.value()?.string()?, false)?),
+                Long("mount-ro") => mounts.push(MountEntry::from_flag(&parser.value()?.string()?, true)?),
                 Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
@@ -70,12 +68,49 @@ impl RunArgs {
         if session.is_some() && fork.is_some() {
             return Err(UsageError("--session and --fork exclude each other".into()));
         }
-        let named = session.is_some() || fork.is_some();
-        if on_exit == Some(OnExit::Keep) && !named {
-            return Err(UsageError("--on-exit keep needs a named session: --session NAME or --fork NAME".into()));
+        Ok(RunArgs { command, net, on_exit, store, session, fork, mounts })
+    }
+}
+
+fn parse_net(value: &str) -> Result<Net, UsageError> {
+    match value {
+        "host" => Ok(Net::Host),
+        "none" => Ok(Net::None),
+        other => Err(UsageError(format!("--net takes host or none, not '{other}'"))),
+    }
+}
+
+/// What the run does once the command line and `mirage.toml` are put together.
+struct Plan {
+    net: Net,
+    on_exit: OnExit,
+    system: Vec<PathBuf>,
+    home: Vec<String>,
+    mounts: Vec<MountEntry>,
+}
+
+impl Plan {
+    fn new(args: &RunArgs, config: Config) -> Result<Plan, Failure> {
+        let named = args.session.is_some() || args.fork.is_some();
+        let net = match (args.net, &config.net) {
+            (Some(net), _) => net,
+            (None, Some(net)) => parse_net(net)?,
+            (None, None) => Net::Host,
+        };
+        let on_exit = match (args.on_exit, &config.on_exit) {
+            (Some(on_exit), _) => on_exit,
+            (None, Some(on_exit)) => OnExit::parse(on_exit)?,
+            (None, None) if named => OnExit::Keep,
+            (None, None) => OnExit::Discard,
+        };
+        if on_exit == OnExit::Keep && !named {
+            return Err(UsageError("--on-exit keep needs a named session: --session NAME or --fork NAME".into()).into());
         }
-        let on_exit = on_exit.unwrap_or(if named { OnExit::Keep } else { OnExit::Discard });
-        Ok(RunArgs { command, net, on_exit, store, session, fork })
+        let system = config.system.unwrap_or_else(|| SYSTEM.iter().map(|d| Path::new("/").join(d)).collect());
+        let home = config.home.unwrap_or_else(|| HOME_ENTRIES.iter().map(|e| (*e).to_owned()).collect());
+        let mut mounts = config.mount;
+        mounts.extend(args.mounts.iter().cloned());
+        Ok(Plan { net, on_exit, system, home, mounts })
     }
 }
 
@@ -91,16 +126,34 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     if workspace == Path::new("/") {
         return Err(Failure::Run("the workspace cannot be / itself: run mirage-run from a project directory".into()));
     }
+    let plan = Plan::new(&args, config::load(&workspace)?)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| fail("cannot start", &e))?;
     let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute());
     let (skeleton, binds) = runtime
-        .block_on(skeleton(&workspace, home.as_deref()))
+        .block_on(skeleton(&plan, &workspace, home.as_deref()))
         .map_err(|e| fail("cannot prepare the sandbox's tree", &e))?;
 
     let (mirage, session) = open_session(&args, &workspace)?;
     mirage
         .mount("/", Arc::new(skeleton), MountOptions { read_only: true })
         .map_err(|e| fail("cannot mount the skeleton", &e))?;
+    let mut writable = vec![workspace.clone()];
+    let mut served = vec![workspace.clone()];
+    for entry in &plan.mounts {
+        let resource: Arc<dyn Resource> = match entry.source(&workspace).map_err(Failure::Run)? {
+            Source::Local(dir) => {
+                Arc::new(LocalResource::new(&dir).map_err(|e| fail(&format!("mount {}", entry.path), &e))?)
+            }
+            Source::Memory => Arc::new(MemoryResource::new()),
+        };
+        mirage
+            .mount(&entry.path, resource, MountOptions { read_only: entry.read_only })
+            .map_err(|e| fail(&format!("mount {}", entry.path), &e))?;
+        served.push(PathBuf::from(&entry.path));
+        if !entry.read_only {
+            writable.push(PathBuf::from(&entry.path));
+        }
+    }
     if args.session.is_some() || args.fork.is_some() {
         let name = session.name().map_err(|e| fail("the session is gone", &e))?;
         eprintln!("mirage-run: in session '{name}'");
@@ -112,8 +165,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         env: std::env::vars().collect(),
         binds,
         masked: host_secrets(),
-        writable: vec![workspace.clone()],
-        net: args.net,
+        writable,
+        served,
+        net: plan.net,
         hostname: "mirage".to_owned(),
     };
     // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.
@@ -134,7 +188,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let code = sandbox.wait().map_err(|e| Failure::Run(format!("the sandbox failed: {e}")))?;
     drop(relay);
     drop(served);
-    finish(&runtime, &session, &workspace, args.on_exit)?;
+    finish(&runtime, &session, &workspace, plan.on_exit)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -199,12 +253,19 @@ fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core
 }
 
 /// The read-only tree the sandbox's root starts from, and the host paths to bind into it.
-async fn skeleton(workspace: &Path, home: Option<&Path>) -> mirage_core::Result<(MemoryResource, Vec<Bind>)> {
+async fn skeleton(
+    plan: &Plan,
+    workspace: &Path,
+    home: Option<&Path>,
+) -> mirage_core::Result<(MemoryResource, Vec<Bind>)> {
     let tree = MemoryResource::new();
     let mut binds = Vec::new();
-    for name in SYSTEM {
-        let host = Path::new("/").join(name);
+    for host in &plan.system {
+        let host = host.clone();
         let Ok(meta) = std::fs::symlink_metadata(&host) else { continue };
+        if let Some(parent) = host.parent() {
+            mkdir_all(&tree, parent).await?;
+        }
         let virt = vpath(&host)?;
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&host).map_err(|e| mirage_core::Error::io("readlink", e))?;
@@ -218,9 +279,12 @@ async fn skeleton(workspace: &Path, home: Option<&Path>) -> mirage_core::Result<
         tree.mkdir(&vpath(Path::new(dir))?, 0o755).await?;
     }
     mkdir_all(&tree, workspace).await?;
+    for entry in &plan.mounts {
+        mkdir_all(&tree, Path::new(&entry.path)).await?;
+    }
     if let Some(home) = home {
         mkdir_all(&tree, home).await?;
-        for entry in HOME_ENTRIES {
+        for entry in &plan.home {
             let host = home.join(entry);
             let Ok(meta) = std::fs::metadata(&host) else { continue };
             if let Some(parent) = host.parent() {

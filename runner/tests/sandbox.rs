@@ -225,3 +225,34 @@ fn interactive_programs_get_the_terminal_and_ctrl_c_works() {
     let out = on_a_terminal(&host, "sleep 30", "\\003", 800);
     assert_eq!(out.status.code(), Some(130), "Ctrl-C ends the command: {}", text(&out.stdout));
 }
+
+#[test]
+fn mirage_toml_and_mount_flags_add_mounts_and_set_defaults() {
+    let host = Host::new();
+    let data = tempfile::tempdir().unwrap();
+    fs::write(data.path().join("shared.txt"), "shared\n").unwrap();
+    fs::write(
+        host.workspace.path().join("mirage.toml"),
+        "net = \"none\"\non_exit = \"commit\"\n[[mount]]\npath = \"/scratch\"\nsource = \"memory:\"\n",
+    )
+    .unwrap();
+    let ro = format!("/data=local:{}", data.path().display());
+    let out = host.run(
+        &["--mount-ro", &ro],
+        "cat /data/shared.txt && ! touch /data/new 2>/dev/null && echo s > /scratch/s && cat /scratch/s \
+         && ! python3 -c \"import socket; socket.create_connection(('10.0.0.1', 9), timeout=2)\" 2>/dev/null \
+         && echo done > result.txt",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "shared\ns\n");
+    assert_eq!(
+        fs::read_to_string(host.workspace.path().join("result.txt")).unwrap(),
+        "done\n",
+        "on_exit from the file"
+    );
+    assert!(!data.path().join("new").exists());
+    fs::write(host.workspace.path().join("mirage.toml"), "nett = \"none\"\n").unwrap();
+    let bad = host.run(&[], "true");
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("mirage.toml") && text(&bad.stderr).contains("nett"), "{}", text(&bad.stderr));
+}

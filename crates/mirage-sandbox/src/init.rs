@@ -292,7 +292,7 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
 fn private_tmp(spec: &Spec) -> Result<(), String> {
     let none: Option<&str> = None;
     let tmp = Path::new("/tmp");
-    let kept: Vec<&PathBuf> = spec.writable.iter().filter(|p| p.starts_with(tmp) && *p != tmp).collect();
+    let kept: Vec<&PathBuf> = spec.served.iter().filter(|p| p.starts_with(tmp) && *p != tmp).collect();
     let hold = |i: usize| Path::new(STAGING).join(format!("hold-{i}"));
     for (i, path) in kept.iter().enumerate() {
         step("cannot hold a workspace aside", std::fs::create_dir(hold(i)))?;

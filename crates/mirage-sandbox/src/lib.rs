@@ -72,6 +72,9 @@ pub struct Spec {
     /// Paths inside the sandbox the command may change (besides writable binds, `/tmp` and
     /// `/dev`); everything else is read-only.
     pub writable: Vec<PathBuf>,
+    /// Paths the FUSE root serves that must stay visible where the sandbox mounts its own
+    /// `/tmp` (a workspace below `/tmp`, say).
+    pub served: Vec<PathBuf>,
     /// The network.
     pub net: Net,
     /// The sandbox's host name.

@@ -1,0 +1,117 @@
+//! `mirage.toml` and `--mount`: more mounts, and the defaults of a run.
+//!
+//! The file is read from the workspace (`./mirage.toml`), else from
+//! `$XDG_CONFIG_HOME/mirage/mirage.toml` (`~/.config/mirage/mirage.toml`):
+//!
+//! ```toml
+//! net = "none"                 # or "host" (the default)
+//! on_exit = "commit"           # or "keep", "discard"
+//! system = ["/usr", "/etc"]    # host directories bound read-only (replaces the default list)
+//! home = [".codex", ".npmrc"]  # entries of $HOME bound read-write (replaces the default list)
+//!
+//! [[mount]]
+//! path = "/data"               # where it appears in the sandbox
+//! source = "local:/srv/data"   # local:DIR (relative to the workspace) or memory:
+//! read_only = true
+//! ```
+//!
+//! Command-line options win over the file; `--mount PATH=SOURCE` and `--mount-ro` add to its
+//! mounts.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Failure, UsageError};
+
+/// The configuration of a run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) net: Option<String>,
+    pub(crate) on_exit: Option<String>,
+    pub(crate) system: Option<Vec<PathBuf>>,
+    pub(crate) home: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) mount: Vec<MountEntry>,
+}
+
+/// One more mount of the session's tree.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MountEntry {
+    pub(crate) path: String,
+    pub(crate) source: String,
+    #[serde(default)]
+    pub(crate) read_only: bool,
+}
+
+/// What a mount serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A host directory.
+    Local(PathBuf),
+    /// An empty RAM tree.
+    Memory,
+}
+
+impl MountEntry {
+    /// Reads `PATH=SOURCE` (the value of `--mount` or `--mount-ro`).
+    pub(crate) fn from_flag(value: &str, read_only: bool) -> Result<Self, UsageError> {
+        let (path, source) = value
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--mount takes PATH=SOURCE (e.g. /data=local:./data), not '{value}'")))?;
+        Ok(MountEntry { path: path.to_owned(), source: source.to_owned(), read_only })
+    }
+
+    /// The source, with a relative local directory taken from `workspace`.
+    pub(crate) fn source(&self, workspace: &Path) -> Result<Source, String> {
+        if let Some(dir) = self.source.strip_prefix("local:") {
+            let dir = workspace.join(dir);
+            let dir = dir.canonicalize().map_err(|e| format!("mount {}: {}: {e}", self.path, dir.display()))?;
+            Ok(Source::Local(dir))
+        } else if self.source == "memory:" {
+            Ok(Source::Memory)
+        } else {
+            Err(format!(
+                "mount {}: unknown source '{}' (local:DIR or memory:; remote resources are not available yet)",
+                self.path, self.source
+            ))
+        }
+    }
+}
+
+/// The configuration file that applies to `workspace`, if any.
+pub(crate) fn load(workspace: &Path) -> Result<Config, Failure> {
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("mirage/mirage.toml"));
+    let Some(file) = std::iter::once(workspace.join("mirage.toml")).chain(user).find(|f| f.is_file()) else {
+        return Ok(Config::default());
+    };
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| Failure::Run(format!("cannot read {}: {e}", file.display())))?;
+    toml::from_str(&text).map_err(|e| Failure::Run(format!("{}: {e}", file.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_and_flags_are_read() {
+        let config: Config = toml::from_str(
+            "net = \"none\"\nhome = [\".codex\"]\n[[mount]]\npath = \"/data\"\nsource = \"memory:\"\nread_only = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.net.as_deref(), Some("none"));
+        assert_eq!(config.mount, [MountEntry { path: "/data".into(), source: "memory:".into(), read_only: true }]);
+        assert!(toml::from_str::<Config>("netw = \"none\"").is_err(), "a misspelt key is an error");
+        let flag = MountEntry::from_flag("/scratch=memory:", false).unwrap();
+        assert_eq!(flag.source(Path::new("/")).unwrap(), Source::Memory);
+        assert!(MountEntry::from_flag("/scratch", false).is_err());
+        assert!(MountEntry::from_flag("/x=s3://bucket", false).unwrap().source(Path::new("/")).is_err());
+    }
+}
