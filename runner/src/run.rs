@@ -17,7 +17,7 @@ use mirage_sandbox::{Bind, Net, Sandbox, Spec};
 
 use crate::config::{self, Config, MountEntry, Source};
 use crate::report::{OnExit, finish};
-use crate::sessions::Store;
+use crate::sessions::{Claim, Store};
 use crate::{Failure, UsageError};
 
 /// Top-level host directories bound read-only (when they exist; links are recreated).
@@ -133,7 +133,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .block_on(skeleton(&plan, &workspace, home.as_deref()))
         .map_err(|e| fail("cannot prepare the sandbox's tree", &e))?;
 
-    let (mirage, session) = open_session(&args, &workspace)?;
+    let (mirage, session, _claim) = open_session(&args, &workspace)?;
     mirage
         .mount("/", Arc::new(skeleton), MountOptions { read_only: true })
         .map_err(|e| fail("cannot mount the skeleton", &e))?;
@@ -210,7 +210,7 @@ fn host_secrets() -> Vec<PathBuf> {
 
 /// The session the command runs in: a fresh one (discarded unless committed), the named one
 /// of the store (created over the workspace if new), or a fork of it.
-fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core::Session), Failure> {
+fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core::Session, Option<Claim>), Failure> {
     let named = args.session.as_ref().or(args.fork.as_ref());
     let Some(name) = named else {
         let mirage = Mirage::new();
@@ -222,7 +222,7 @@ fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core
             .map_err(|e| Failure::Run(format!("cannot mount the workspace: {e}")))?;
         let session =
             mirage.create_session("run").map_err(|e| Failure::Run(format!("cannot create the session: {e}")))?;
-        return Ok((mirage, session));
+        return Ok((mirage, session, None));
     };
     let dir = match &args.store {
         Some(dir) => dir.clone(),
@@ -249,7 +249,9 @@ fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core
         (None, true) => store.session(name)?,
         (None, false) => store.create(name, workspace)?,
     };
-    Ok((store.mirage.clone(), session))
+    let claimed = session.name().map_err(|e| Failure::Run(format!("the session is gone: {e}")))?;
+    let claim = store.claim(&claimed)?;
+    Ok((store.mirage.clone(), session, Some(claim)))
 }
 
 /// The read-only tree the sandbox's root starts from, and the host paths to bind into it.

@@ -4,7 +4,8 @@
 //! The store is a directory (`--store DIR`, else `$MIRAGE_STORE`, else
 //! `$XDG_STATE_HOME/mirage`, else `~/.local/state/mirage`) holding the sessions' journal and
 //! `workspaces.json`, which records the workspace each root session was started over (forks
-//! share their root's). One `mirage-run` uses a store at a time.
+//! share their root's). Several `mirage-run`s may use a store at once (two agents on two
+//! forks, say); a session is used by one at a time (`running/NAME.lock`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,13 +46,8 @@ impl Store {
     pub(crate) fn open(dir: &Path) -> Result<Store, Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::Run(format!("cannot create the store {}: {e}", dir.display())))?;
-        let mirage = Mirage::open(dir).map_err(|e| match e.kind() {
-            ErrorKind::Conflict => Failure::Run(format!(
-                "the session store {} is in use by another mirage-run (one at a time for now: wait for it, or use --store)",
-                dir.display()
-            )),
-            _ => Failure::Run(format!("cannot open the session store {}: {e}", dir.display())),
-        })?;
+        let mirage = Mirage::open(dir)
+            .map_err(|e| Failure::Run(format!("cannot open the session store {}: {e}", dir.display())))?;
         let workspaces = match std::fs::read_to_string(dir.join(WORKSPACES)) {
             Ok(json) => {
                 serde_json::from_str(&json).map_err(|e| Failure::Run(format!("{WORKSPACES} is damaged: {e}")))?
@@ -76,6 +72,31 @@ impl Store {
         self.mirage
             .mount(point, Arc::new(resource), MountOptions::default())
             .map_err(|e| Failure::Run(format!("cannot mount the workspace {}: {e}", workspace.display())))
+    }
+
+    /// Claims session `name` for this process until the claim is dropped.
+    ///
+    /// # Errors
+    /// Another `mirage-run` is using it (running in it, committing it or into it).
+    pub(crate) fn claim(&self, name: &str) -> Result<Claim, Failure> {
+        use std::os::fd::AsRawFd;
+        let dir = self.dir.join("running");
+        let file = std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(format!("{name}.lock")))
+            })
+            .map_err(|e| Failure::Run(format!("cannot claim session '{name}': {e}")))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Failure::Run(format!(
+                "session '{name}' is in use by another mirage-run (wait for it, or work in a fork: --fork {name})"
+            )));
+        }
+        Ok(Claim { _file: file })
     }
 
     /// The root session `name` descends from.
@@ -117,6 +138,11 @@ impl Store {
     }
 }
 
+/// A session in use by this process (released when dropped).
+pub(crate) struct Claim {
+    _file: std::fs::File,
+}
+
 /// `mirage-run sessions|diff|commit|abort ...`.
 pub(crate) fn command(name: &str, parser: &mut lexopt::Parser) -> Result<ExitCode, Failure> {
     use lexopt::Arg::{Long, Value};
@@ -142,6 +168,17 @@ pub(crate) fn command(name: &str, parser: &mut lexopt::Parser) -> Result<ExitCod
     }
     let target = target.ok_or_else(|| UsageError(format!("{name} needs a session NAME")))?;
     let session = store.session(&target)?;
+    // Changing a session (or committing into its parent) waits for nobody: it is refused
+    // while another mirage-run uses either.
+    let mut claims = Vec::new();
+    if name != "diff" {
+        claims.push(store.claim(&target)?);
+        if name == "commit"
+            && let Some(parent) = session.parent().ok().flatten().and_then(|p| p.name().ok())
+        {
+            claims.push(store.claim(&parent)?);
+        }
+    }
     match name {
         "diff" => diff(&runtime, &session, text),
         "commit" => commit(&runtime, &store, &session, &target),

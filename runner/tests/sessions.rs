@@ -63,22 +63,42 @@ fn a_session_belongs_to_its_workspace_and_mistakes_are_explained() {
 }
 
 #[test]
-fn one_mirage_run_uses_a_store_at_a_time_and_the_next_is_told() {
+fn two_agents_run_on_two_forks_at_once_and_the_first_commit_wins() {
     let (ws, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut first = Command::new(BIN)
-        .args(["--session", "long", "--", "sleep", "3"])
-        .current_dir(ws.path())
-        .env("MIRAGE_STORE", store.path())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let second = mirage_run(ws.path(), store.path(), &["sessions"]);
-    assert!(!second.status.success());
+    let (w, s) = (ws.path(), store.path());
+    fs::write(w.join("plan.md"), "v0\n").unwrap();
+    ok(mirage_run(w, s, &["--session", "base", "--", "true"]));
+    let agent = |text: &str| {
+        Command::new(BIN)
+            .args([
+                "--fork",
+                "base",
+                "--",
+                "sh",
+                "-c",
+                &format!("sleep 1; echo {text} > plan.md; echo {text} > {text}.txt"),
+            ])
+            .current_dir(w)
+            .env("MIRAGE_STORE", s)
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (agent("one"), agent("two"));
+    // Both run at once; the same session twice at once is refused.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = mirage_run(w, s, &["--session", "base.1", "--", "true"]);
+    assert!(!busy.status.success());
     assert!(
-        String::from_utf8_lossy(&second.stderr).contains("in use by another mirage-run"),
+        String::from_utf8_lossy(&busy.stderr).contains("in use by another mirage-run"),
         "{}",
-        String::from_utf8_lossy(&second.stderr)
+        String::from_utf8_lossy(&busy.stderr)
     );
-    assert!(first.wait().unwrap().success());
-    assert!(ok(mirage_run(ws.path(), store.path(), &["sessions"])).contains("long"));
+    assert!(one.wait().unwrap().success() && two.wait().unwrap().success());
+    let list = ok(mirage_run(w, s, &["sessions"]));
+    assert!(list.contains("base.1 (fork of base)") && list.contains("base.2 (fork of base)"), "{list}");
+    ok(mirage_run(w, s, &["commit", "base.2"]));
+    let lost = mirage_run(w, s, &["commit", "base.1"]);
+    assert!(!lost.status.success() && String::from_utf8_lossy(&lost.stderr).contains("plan.md"));
+    ok(mirage_run(w, s, &["commit", "base"]));
+    assert_eq!(fs::read_to_string(w.join("plan.md")).unwrap(), "two\n");
 }

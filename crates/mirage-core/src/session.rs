@@ -78,10 +78,13 @@ impl Mirage {
     }
 
     /// Opens (or creates) a persistent store in `dir` and restores every session in it.
-    /// Resources are not stored: mount them again after opening.
+    /// Resources are not stored: mount them again after opening. Other processes may have
+    /// the store open too: each step on the sessions first applies what they recorded, so
+    /// commits check against every process's changes (write a given session from one
+    /// process at a time).
     ///
     /// # Errors
-    /// I/O errors; `Conflict` when another process has the store open.
+    /// I/O errors; `InvalidInput` when `dir` holds something else than a Mirage journal.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let (journal, state) = Journal::open(dir.as_ref())?;
         Ok(Self::with_state(state, Some(journal)))
@@ -171,9 +174,56 @@ impl Mirage {
     }
 }
 
+/// The sessions' state, locked for one step; with a store, the store is locked too and the
+/// state is up to date with what other processes appended.
+pub(crate) struct HubGuard<'a> {
+    inner: MutexGuard<'a, Inner>,
+}
+
+impl std::ops::Deref for HubGuard<'_> {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for HubGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for HubGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(journal) = self.inner.journal.as_mut() {
+            journal.unlock();
+        }
+    }
+}
+
 impl Hub {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> HubGuard<'_> {
+        let mut inner = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(journal) = inner.journal.as_mut() {
+            let foreign = journal.catch_up();
+            if !foreign.is_empty() {
+                self.apply_foreign(&mut inner, &foreign);
+            }
+        }
+        HubGuard { inner }
+    }
+
+    /// Applies what other processes recorded; their changes to sessions watched here are
+    /// heard at this process's next delivery.
+    fn apply_foreign(&self, inner: &mut Inner, records: &[Record]) {
+        let pending = self.watchers.pending(&inner.state, records);
+        for record in records {
+            // Records were checked by the process that wrote them, in the same order.
+            let _ = inner.state.apply(record);
+        }
+        inner.undelivered.extend(pending);
+        self.stamps.fetch_max(inner.state.next_stamp, Ordering::Relaxed);
     }
 
     pub(crate) fn mounts(&self) -> std::sync::RwLockReadGuard<'_, MountTable> {

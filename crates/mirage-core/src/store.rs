@@ -4,7 +4,6 @@
 //!
 //! ```text
 //! STORE/
-//!   lock      held with flock(2) while a process has the store open
 //!   journal   "MIRAGE-JOURNAL 1\n", then records: [len: u32 LE][crc32: u32 LE][payload]
 //! ```
 //!
@@ -14,6 +13,11 @@
 //! which makes the journal survive a power cut. On open, records are replayed in order; a
 //! torn record at the tail (a write cut short by a crash) fails its length or checksum and is
 //! dropped, and the file is truncated back to the last whole record.
+//!
+//! Several processes may have a store open at once. Each holds an exclusive `flock(2)` on
+//! the journal while it looks at or changes the sessions: it first applies the records the
+//! others appended since its last look, then checks and appends its own. So every check (a
+//! commit's conflicts, a session's existence) sees every process's changes, in one order.
 //!
 //! Limits: the journal only grows (compaction is future work), and replay holds all overlay
 //! content in memory.
@@ -33,7 +37,11 @@ const MAGIC: &[u8] = b"MIRAGE-JOURNAL 1\n";
 pub(crate) struct Journal {
     file: File,
     dir: PathBuf,
-    _lock: File,
+    /// How far this process has read (and written): the end of the last whole record.
+    offset: u64,
+    locked: bool,
+    /// Why the journal cannot be trusted any more (a failed catch-up); appends fail with it.
+    broken: Option<String>,
 }
 
 fn store_err(dir: &Path, e: std::io::Error) -> Error {
@@ -44,46 +52,102 @@ impl Journal {
     /// Opens (creating if needed) the store in `dir` and replays it into a fresh state.
     ///
     /// # Errors
-    /// `Conflict` when another process has the store open; I/O errors; `InvalidInput` when
-    /// the journal is not a Mirage journal.
+    /// I/O errors; `InvalidInput` when the journal is not a Mirage journal.
     pub(crate) fn open(dir: &Path) -> Result<(Journal, State)> {
         std::fs::create_dir_all(dir).map_err(|e| store_err(dir, e))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))
-            .map_err(|e| store_err(dir, e))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(Error::new(ErrorKind::Conflict, "open store")
-                .with_detail(format!("store '{}' is already open (in this or another process)", dir.display())));
-        }
         let path = dir.join("journal");
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| store_err(dir, e))?;
+        let mut journal = Journal { file, dir: dir.to_owned(), offset: 0, locked: false, broken: None };
+        journal.lock()?;
+        let opened = journal.replay_all();
+        journal.unlock();
+        opened.map(|state| (journal, state))
+    }
+
+    /// Reads the whole journal into a fresh state (the lock held).
+    fn replay_all(&mut self) -> Result<State> {
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| store_err(dir, e))?;
+        self.file.read_to_end(&mut bytes).map_err(|e| self.err(e))?;
         let mut state = State::default();
         if bytes.is_empty() {
-            file.write_all(MAGIC).map_err(|e| store_err(dir, e))?;
-            file.sync_all().map_err(|e| store_err(dir, e))?;
-        } else if !bytes.starts_with(MAGIC) {
+            self.file.write_all(MAGIC).map_err(|e| self.err(e))?;
+            self.file.sync_all().map_err(|e| self.err(e))?;
+            self.offset = MAGIC.len() as u64;
+            return Ok(state);
+        }
+        if !bytes.starts_with(MAGIC) {
             return Err(Error::new(ErrorKind::InvalidInput, "open store")
-                .with_detail(format!("'{}' is not a Mirage journal", path.display())));
-        } else {
-            let good = replay(&bytes, &mut state)?;
-            if good < bytes.len() {
-                file.set_len(good as u64).map_err(|e| store_err(dir, e))?;
-                file.sync_all().map_err(|e| store_err(dir, e))?;
+                .with_detail(format!("'{}' is not a Mirage journal", self.dir.join("journal").display())));
+        }
+        let records = decode(&bytes[MAGIC.len()..]);
+        for record in &records.records {
+            state.apply(record)?;
+        }
+        self.offset = (MAGIC.len() + records.good) as u64;
+        self.cut_torn_tail(bytes.len() as u64)?;
+        Ok(state)
+    }
+
+    /// Takes the store's lock, waiting for any other process to finish its step.
+    fn lock(&mut self) -> Result<()> {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(self.err(std::io::Error::last_os_error()));
+        }
+        self.locked = true;
+        Ok(())
+    }
+
+    /// Lets other processes take their step.
+    pub(crate) fn unlock(&mut self) {
+        if self.locked {
+            // SAFETY: flock on a descriptor we own.
+            unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+            self.locked = false;
+        }
+    }
+
+    /// Takes the lock and returns the records other processes appended since this one last
+    /// looked, to apply before anything else. A failure leaves the journal broken: later
+    /// appends fail with it (reads go on with what was read).
+    pub(crate) fn catch_up(&mut self) -> Vec<Record> {
+        let result = self.lock().and_then(|()| self.read_new());
+        match result {
+            Ok(records) => records,
+            Err(e) => {
+                self.broken.get_or_insert(e.to_string());
+                Vec::new()
             }
         }
-        Ok((Journal { file, dir: dir.to_owned(), _lock: lock }, state))
+    }
+
+    fn read_new(&mut self) -> Result<Vec<Record>> {
+        let end = self.file.metadata().map_err(|e| self.err(e))?.len();
+        if end <= self.offset {
+            return Ok(Vec::new());
+        }
+        let mut bytes = vec![0u8; (end - self.offset) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, self.offset).map_err(|e| self.err(e))?;
+        let records = decode(&bytes);
+        self.offset += records.good as u64;
+        self.cut_torn_tail(end)?;
+        Ok(records.records)
+    }
+
+    /// Drops a torn record after `offset` (a writer that died mid-record; with the lock held,
+    /// nobody is writing).
+    fn cut_torn_tail(&mut self, end: u64) -> Result<()> {
+        if self.offset < end {
+            self.file.set_len(self.offset).map_err(|e| self.err(e))?;
+            self.file.sync_all().map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// Appends records, each with one `write(2)`.
@@ -91,6 +155,10 @@ impl Journal {
     /// # Errors
     /// I/O errors; on error nothing after the failed record was written.
     pub(crate) fn append(&mut self, records: &[Record]) -> Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(Error::new(ErrorKind::Io, "journal")
+                .with_detail(format!("store '{}' could not be read since: {why}", self.dir.display())));
+        }
         for record in records {
             let payload = bincode::serialize(record)
                 .map_err(|e| Error::new(ErrorKind::Io, "journal").with_detail(e.to_string()))?;
@@ -99,6 +167,7 @@ impl Journal {
             frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             frame.extend_from_slice(&payload);
             self.file.write_all(&frame).map_err(|e| self.err(e))?;
+            self.offset += frame.len() as u64;
         }
         Ok(())
     }
@@ -116,9 +185,15 @@ impl Journal {
     }
 }
 
-/// Applies every whole record of `bytes` to `state`; returns the length of the good prefix.
-fn replay(bytes: &[u8], state: &mut State) -> Result<usize> {
-    let mut pos = MAGIC.len();
+/// The whole records at the start of `bytes`, and the length they take.
+struct Decoded {
+    records: Vec<Record>,
+    good: usize,
+}
+
+/// Decodes records until the end or the first torn or damaged one.
+fn decode(bytes: &[u8]) -> Decoded {
+    let (mut records, mut pos) = (Vec::new(), 0);
     while pos + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
@@ -127,8 +202,8 @@ fn replay(bytes: &[u8], state: &mut State) -> Result<usize> {
             break;
         }
         let Ok(record) = bincode::deserialize::<Record>(payload) else { break };
-        state.apply(&record)?;
+        records.push(record);
         pos += 8 + len;
     }
-    Ok(pos)
+    Decoded { records, good: pos }
 }

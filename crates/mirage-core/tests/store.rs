@@ -24,7 +24,6 @@ async fn sessions_and_forks_survive_a_restart() {
         let fork = root.fork_named("try").unwrap();
         fork.write_file("notes", "in the fork").await.unwrap();
         fork.write("/data/base", 4, "+more").await.unwrap();
-        assert_eq!(Mirage::open(dir.path()).unwrap_err().kind(), ErrorKind::Conflict, "one process at a time");
     }
     let m = Mirage::open(dir.path()).unwrap();
     mount_data(&m);
@@ -246,4 +245,37 @@ fn kill_9_mid_root_commit_loses_nothing() {
         });
     }
     assert!(killed_midway > 0, "no kill landed in the middle of the commit");
+}
+
+#[tokio::test]
+async fn two_openers_of_one_store_see_each_other_and_the_first_commit_wins() {
+    // Two handles on one store stand for two processes: each keeps its own state and journal
+    // descriptor (and its own lock on it).
+    let dir = tempfile::tempdir().unwrap();
+    let a = Mirage::open(dir.path()).unwrap();
+    mount_data(&a);
+    let main = a.create_session("main").unwrap();
+    main.write_file("/data/shared", "base").await.unwrap();
+    let b = Mirage::open(dir.path()).unwrap();
+    mount_data(&b);
+    let main_b = b.session("main").unwrap();
+    assert_eq!(main_b.read_file("/data/shared").await.unwrap(), "base", "b sees what a recorded");
+    let (fa, fb) = (main.fork_named("fa").unwrap(), main_b.fork_named("fb").unwrap());
+    assert_ne!(fa.name().unwrap(), fb.name().unwrap());
+    fa.write_file("/data/shared", "from a").await.unwrap();
+    fb.write_file("/data/shared", "from b").await.unwrap();
+    fb.write_file("/data/only-b", "b").await.unwrap();
+    let names: Vec<String> = a.sessions().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["main", "fa", "fb"], "a sees b's fork");
+    fa.commit(CommitOptions::default()).await.unwrap();
+    let lost = fb.commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(lost.kind(), ErrorKind::Conflict, "b's commit sees a's: {lost}");
+    assert_eq!(lost.conflicts().iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["/data/shared"]);
+    assert_eq!(fb.read_file("/data/only-b").await.unwrap(), "b", "the loser keeps its work");
+    assert_eq!(main_b.read_file("/data/shared").await.unwrap(), "from a");
+    drop((a, b));
+    let reopened = Mirage::open(dir.path()).unwrap();
+    mount_data(&reopened);
+    assert_eq!(reopened.session("main").unwrap().read_file("/data/shared").await.unwrap(), "from a");
+    assert_eq!(reopened.session("fb").unwrap().read_file("/data/only-b").await.unwrap(), "b");
 }
