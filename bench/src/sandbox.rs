@@ -69,12 +69,12 @@ fn main() {
         let mut plain = Command::new("true");
         plain.current_dir(ws.path());
         let mut sandboxed = Command::new(&run);
-        sandboxed.args(["--", "true"]).current_dir(ws.path());
+        sandboxed.args(["--on-exit", "discard", "--", "true"]).current_dir(ws.path());
         let (a, b) = (timed(plain), timed(sandboxed));
         let mut host = Command::new("sh");
         host.args(["-c", WORKLOAD]).current_dir(ws.path());
         let mut inside = Command::new(&run);
-        inside.args(["--", "sh", "-c", WORKLOAD]).current_dir(ws.path());
+        inside.args(["--on-exit", "discard", "--", "sh", "-c", WORKLOAD]).current_dir(ws.path());
         let c = timed(host);
         sh(ws.path(), CLEANUP);
         let d = timed(inside);

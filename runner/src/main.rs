@@ -33,10 +33,11 @@ usage: mirage-run [--net host|none] [--on-exit keep|commit|discard]
 
 (run)     runs COMMAND in a sandbox whose root is a copy-on-write session: the current
           directory (the workspace) at its own path, the system directories read-only, the
-          agent's configuration in $HOME, nothing else of the host. On exit, a summary of the
-          changes; --on-exit commit writes them to the workspace, discard (default) drops
-          them. --session NAME runs in (or creates) the named session of the store, --fork
-          NAME in a new fork of it; both keep the changes by default. --net none: no
+          agent's configuration in $HOME, nothing else of the host. Each run gets a new
+          session (run-N) unless --session NAME (runs in, or creates, that session) or --fork
+          NAME (a new fork of it). On exit, a summary of the changes; --on-exit keep (the
+          default) keeps them in the session, commit writes them to the workspace (or the
+          parent session), discard drops them. --net none: no
           network at all. --mount /data=local:DIR (or memory:) adds a mount to the
           session's tree (--mount-ro: read-only). ./mirage.toml (or
           ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, [[mount]].

@@ -139,7 +139,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     } else {
         drop(served);
     }
-    finish(&runtime, &session, &source, on_exit)
+    finish(&runtime, &session, &source, on_exit, false)
 }
 
 /// `mirage-run unmount MOUNTPOINT [--lazy]`.

@@ -30,12 +30,14 @@ impl OnExit {
     }
 }
 
-/// Reports what the session changed and applies `on_exit`.
+/// Reports what the session changed and applies `on_exit`; a session made for this run
+/// (`created`) is dropped once its changes are committed or discarded.
 pub(crate) fn finish(
     runtime: &tokio::runtime::Runtime,
     session: &Session,
     source: &Path,
     on_exit: OnExit,
+    created: bool,
 ) -> Result<ExitCode, Failure> {
     let changes =
         runtime.block_on(session.diff()).map_err(|e| Failure::Run(format!("cannot list the changes: {e}")))?;
@@ -70,6 +72,9 @@ pub(crate) fn finish(
                 .map_err(|e| Failure::Run(format!("commit failed (the session keeps its changes): {e}")))?;
             eprintln!("mirage-run: committed {} changes to {into}", report.applied.len());
         }
+    }
+    if created && on_exit != OnExit::Keep {
+        session.abort().map_err(|e| Failure::Run(format!("cannot drop the finished session: {e}")))?;
     }
     Ok(ExitCode::SUCCESS)
 }

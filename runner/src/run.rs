@@ -100,12 +100,16 @@ impl Plan {
         let on_exit = match (args.on_exit, &config.on_exit) {
             (Some(on_exit), _) => on_exit,
             (None, Some(on_exit)) => OnExit::parse(on_exit)?,
-            (None, None) if named => OnExit::Keep,
-            (None, None) => OnExit::Discard,
+            (None, None) => OnExit::Keep,
         };
-        if on_exit == OnExit::Keep && !named {
-            return Err(UsageError("--on-exit keep needs a named session: --session NAME or --fork NAME".into()).into());
+        if on_exit == OnExit::Discard && args.session.is_some() {
+            return Err(UsageError(
+                "--on-exit discard would drop all of the session's changes, not just this run's: use --fork NAME"
+                    .into(),
+            )
+            .into());
         }
+        let _ = named;
         let system = config.system.unwrap_or_else(|| SYSTEM.iter().map(|d| Path::new("/").join(d)).collect());
         let home = config.home.unwrap_or_else(|| HOME_ENTRIES.iter().map(|e| (*e).to_owned()).collect());
         let mut mounts = config.mount;
@@ -133,7 +137,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .block_on(skeleton(&plan, &workspace, home.as_deref()))
         .map_err(|e| fail("cannot prepare the sandbox's tree", &e))?;
 
-    let (mirage, session, _claim) = open_session(&args, &workspace)?;
+    let run = open_session(&args, &workspace)?;
+    let (mirage, session) = (run.mirage.clone(), run.session.clone());
     mirage
         .mount("/", Arc::new(skeleton), MountOptions { read_only: true })
         .map_err(|e| fail("cannot mount the skeleton", &e))?;
@@ -154,10 +159,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             writable.push(PathBuf::from(&entry.path));
         }
     }
-    if args.session.is_some() || args.fork.is_some() {
-        let name = session.name().map_err(|e| fail("the session is gone", &e))?;
-        eprintln!("mirage-run: in session '{name}'");
-    }
+    let name = session.name().map_err(|e| fail("the session is gone", &e))?;
+    eprintln!("mirage-run: in session '{name}'");
 
     let spec = Spec {
         command: args.command.clone(),
@@ -188,7 +191,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let code = sandbox.wait().map_err(|e| Failure::Run(format!("the sandbox failed: {e}")))?;
     drop(relay);
     drop(served);
-    finish(&runtime, &session, &workspace, plan.on_exit)?;
+    finish(&runtime, &session, &workspace, plan.on_exit, run.created)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -208,27 +211,30 @@ fn host_secrets() -> Vec<PathBuf> {
     secrets
 }
 
-/// The session the command runs in: a fresh one (discarded unless committed), the named one
-/// of the store (created over the workspace if new), or a fork of it.
-fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core::Session, Option<Claim>), Failure> {
-    let named = args.session.as_ref().or(args.fork.as_ref());
-    let Some(name) = named else {
-        let mirage = Mirage::new();
-        let local =
-            LocalResource::new(workspace).map_err(|e| Failure::Run(format!("cannot open the workspace: {e}")))?;
-        let point = workspace.to_str().ok_or_else(|| Failure::Run("the workspace path is not UTF-8".into()))?;
-        mirage
-            .mount(point, Arc::new(local), MountOptions::default())
-            .map_err(|e| Failure::Run(format!("cannot mount the workspace: {e}")))?;
-        let session =
-            mirage.create_session("run").map_err(|e| Failure::Run(format!("cannot create the session: {e}")))?;
-        return Ok((mirage, session, None));
-    };
+/// The session a run works in.
+struct RunSession {
+    mirage: Mirage,
+    session: mirage_core::Session,
+    /// Made by this run (a fresh root or a fork): dropped from the store once its changes
+    /// are committed or discarded.
+    created: bool,
+    _claim: Claim,
+}
+
+/// The session the command runs in, from the store: the named one (created over the
+/// workspace if new), a new fork of it, or a new root session `run-N`.
+fn open_session(args: &RunArgs, workspace: &Path) -> Result<RunSession, Failure> {
     let dir = match &args.store {
         Some(dir) => dir.clone(),
         None => Store::default_dir()?,
     };
     let mut store = Store::open(&dir)?;
+    let Some(name) = args.session.as_ref().or(args.fork.as_ref()) else {
+        let name = (1..).map(|n| format!("run-{n}")).find(|n| store.mirage.session(n).is_err()).expect("a free name");
+        let session = store.create(&name, workspace)?;
+        let claim = store.claim(&name)?;
+        return Ok(RunSession { mirage: store.mirage.clone(), session, created: true, _claim: claim });
+    };
     let existing = store.mirage.session(name).is_ok();
     if existing
         && let Some(owner) = store.workspace_of(name)
@@ -251,7 +257,7 @@ fn open_session(args: &RunArgs, workspace: &Path) -> Result<(Mirage, mirage_core
     };
     let claimed = session.name().map_err(|e| Failure::Run(format!("the session is gone: {e}")))?;
     let claim = store.claim(&claimed)?;
-    Ok((store.mirage.clone(), session, Some(claim)))
+    Ok(RunSession { mirage: store.mirage.clone(), session, created: args.fork.is_some() || !existing, _claim: claim })
 }
 
 /// The read-only tree the sandbox's root starts from, and the host paths to bind into it.

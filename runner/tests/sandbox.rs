@@ -13,6 +13,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
 struct Host {
     workspace: tempfile::TempDir,
     home: tempfile::TempDir,
+    /// Where the runs keep their sessions (outside the checksummed directories).
+    store: tempfile::TempDir,
 }
 
 impl Host {
@@ -23,7 +25,7 @@ impl Host {
         fs::create_dir(home.path().join(".codex")).unwrap();
         fs::write(home.path().join(".codex/auth.json"), "{\"token\":\"t\"}\n").unwrap();
         std::os::unix::fs::symlink(home.path().join("secret"), workspace.path().join("planted-link")).unwrap();
-        Host { workspace, home }
+        Host { workspace, home, store: tempfile::tempdir().unwrap() }
     }
 
     /// Runs `mirage-run [options] -- sh -c SCRIPT` in the workspace.
@@ -33,6 +35,7 @@ impl Host {
             .args(["--", "sh", "-c", script])
             .current_dir(self.workspace.path())
             .env("HOME", self.home.path())
+            .env("MIRAGE_STORE", self.store.path())
             .output()
             .unwrap()
     }
@@ -77,7 +80,11 @@ fn the_command_sees_its_workspace_and_its_exit_code_is_returned() {
     assert_eq!(lines[2], "2", "the command is the child of the sandbox's PID 1");
     assert_eq!(lines[3], "auth.json", "the agent's configuration is there");
     assert!(text(&out.stderr).contains("1 added"), "{}", text(&out.stderr));
-    assert!(!host.workspace.path().join("created.txt").exists(), "discarded by default");
+    assert!(text(&out.stderr).contains("kept in session 'run-1'"), "{}", text(&out.stderr));
+    assert!(!host.workspace.path().join("created.txt").exists(), "kept in the session, not written");
+    let discard = host.run(&["--on-exit", "discard"], "echo gone > gone.txt");
+    assert!(discard.status.success() && text(&discard.stderr).contains("discarded"), "{}", text(&discard.stderr));
+    assert!(!host.workspace.path().join("gone.txt").exists());
 }
 
 #[test]
@@ -157,8 +164,12 @@ fn a_missing_command_and_bad_options_are_explained() {
     let host = Host::new();
     let out = host.run(&[], "exec no-such-program-anywhere");
     assert_eq!(out.status.code(), Some(127));
-    let out =
-        Command::new(BIN).args(["--", "no-such-program-anywhere"]).current_dir(host.workspace.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--", "no-such-program-anywhere"])
+        .current_dir(host.workspace.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(127));
     assert!(text(&out.stderr).contains("command not found"), "{}", text(&out.stderr));
     let out = Command::new(BIN).args(["--net", "sometimes", "--", "true"]).output().unwrap();

@@ -58,8 +58,9 @@ fn a_session_belongs_to_its_workspace_and_mistakes_are_explained() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no session 'nope'"));
     let both = mirage_run(ws.path(), store.path(), &["--session", "a", "--fork", "b", "--", "true"]);
     assert_eq!(both.status.code(), Some(2));
-    let keep = mirage_run(ws.path(), store.path(), &["--on-exit", "keep", "--", "true"]);
-    assert_eq!(keep.status.code(), Some(2));
+    let discard = mirage_run(ws.path(), store.path(), &["--session", "s", "--on-exit", "discard", "--", "true"]);
+    assert_eq!(discard.status.code(), Some(2), "discarding a whole named session is refused");
+    assert!(String::from_utf8_lossy(&discard.stderr).contains("--fork"));
 }
 
 #[test]
