@@ -19,7 +19,7 @@ use crate::overlay::{Attr, BaseRef, CHUNK, FileData, Node, NodeKind, Origin, Seg
 use crate::path::VPath;
 use crate::resource::{DirEntry, FileType, Metadata, Resource, Version};
 use crate::state::{Record, SessionId, State};
-use crate::store::Journal;
+use crate::store::{CatchUp, Journal};
 use crate::watch::{Pending, Watchers};
 
 /// How many symbolic links one path resolution may follow.
@@ -206,9 +206,14 @@ impl Hub {
     pub(crate) fn lock(&self) -> HubGuard<'_> {
         let mut inner = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(journal) = inner.journal.as_mut() {
-            let foreign = journal.catch_up();
-            if !foreign.is_empty() {
-                self.apply_foreign(&mut inner, &foreign);
+            match journal.catch_up() {
+                CatchUp::Records(foreign) if foreign.is_empty() => {}
+                CatchUp::Records(foreign) => self.apply_foreign(&mut inner, &foreign),
+                CatchUp::Restart(records) => {
+                    // Every session this process knew is gone: start from the counters on.
+                    inner.state.clear();
+                    self.apply_foreign(&mut inner, &records);
+                }
             }
         }
         HubGuard { inner }

@@ -57,6 +57,9 @@ pub(crate) enum Record {
     Abort { session: SessionId },
     /// Sets the working directory and environment.
     Env { session: SessionId, cwd: VPath, env: BTreeMap<String, String> },
+    /// Starts a compacted journal: the counters carry on, so that no session id or stamp is
+    /// handed out twice.
+    Seed { next_session: SessionId, next_stamp: u64 },
 }
 
 /// Every session.
@@ -121,6 +124,14 @@ impl State {
         out
     }
 
+    /// Drops every session (the journal started over), telling their caches; the counters
+    /// stay.
+    pub(crate) fn clear(&mut self) {
+        for (_, s) in std::mem::take(&mut self.sessions) {
+            s.changed();
+        }
+    }
+
     /// Discards `id` and its descendants, telling their caches.
     fn remove_subtree(&mut self, id: SessionId) {
         for id in self.subtree(id) {
@@ -142,7 +153,7 @@ impl State {
             | Record::Origin { session, .. }
             | Record::Abort { session }
             | Record::Env { session, .. } => self.session(*session).map(drop),
-            Record::Open { parent: None, .. } => Ok(()),
+            Record::Open { parent: None, .. } | Record::Seed { .. } => Ok(()),
         }
     }
 
@@ -232,6 +243,10 @@ impl State {
                 s.cwd = cwd.clone();
                 s.env = env.clone();
                 s.changed();
+            }
+            Record::Seed { next_session, next_stamp } => {
+                self.next_session = self.next_session.max(*next_session);
+                self.next_stamp = self.next_stamp.max(*next_stamp);
             }
         }
         Ok(())

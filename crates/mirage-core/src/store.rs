@@ -19,7 +19,9 @@
 //! others appended since its last look, then checks and appends its own. So every check (a
 //! commit's conflicts, a session's existence) sees every process's changes, in one order.
 //!
-//! Limits: the journal only grows (compaction is future work), and replay holds all overlay
+//! A store in which no session is left starts its journal over when next opened (only the
+//! counters carry on, in a `Seed` record). Limits: while sessions are kept, the journal only
+//! grows (compacting it under live sessions is future work), and replay holds all overlay
 //! content in memory.
 
 use std::fs::{File, OpenOptions};
@@ -91,7 +93,20 @@ impl Journal {
         }
         self.offset = (MAGIC.len() + records.good) as u64;
         self.cut_torn_tail(bytes.len() as u64)?;
+        if state.sessions.is_empty() && self.offset > (MAGIC.len() + SEED_SIZE) as u64 {
+            self.restart(&state)?;
+        }
         Ok(state)
+    }
+
+    /// Starts the journal over when no session is left in it (every one committed and aborted,
+    /// say): only the counters carry on. Other processes notice the shorter file and read it
+    /// from the start (see [`Journal::catch_up`]).
+    fn restart(&mut self, state: &State) -> Result<()> {
+        self.file.set_len(MAGIC.len() as u64).map_err(|e| self.err(e))?;
+        self.offset = MAGIC.len() as u64;
+        self.append(&[Record::Seed { next_session: state.next_session, next_stamp: state.next_stamp }])?;
+        self.file.sync_all().map_err(|e| self.err(e))
     }
 
     /// Takes the store's lock, waiting for any other process to finish its step.
@@ -116,28 +131,36 @@ impl Journal {
     /// Takes the lock and returns the records other processes appended since this one last
     /// looked, to apply before anything else. A failure leaves the journal broken: later
     /// appends fail with it (reads go on with what was read).
-    pub(crate) fn catch_up(&mut self) -> Vec<Record> {
+    pub(crate) fn catch_up(&mut self) -> CatchUp {
         let result = self.lock().and_then(|()| self.read_new());
         match result {
-            Ok(records) => records,
+            Ok(caught) => caught,
             Err(e) => {
                 self.broken.get_or_insert(e.to_string());
-                Vec::new()
+                CatchUp::Records(Vec::new())
             }
         }
     }
 
-    fn read_new(&mut self) -> Result<Vec<Record>> {
+    fn read_new(&mut self) -> Result<CatchUp> {
         let end = self.file.metadata().map_err(|e| self.err(e))?.len();
-        if end <= self.offset {
-            return Ok(Vec::new());
+        if end < self.offset {
+            // Another process started the journal over (no session was left): read it from
+            // the start into a fresh state.
+            self.offset = MAGIC.len() as u64;
+            return match self.read_new()? {
+                CatchUp::Records(records) | CatchUp::Restart(records) => Ok(CatchUp::Restart(records)),
+            };
+        }
+        if end == self.offset {
+            return Ok(CatchUp::Records(Vec::new()));
         }
         let mut bytes = vec![0u8; (end - self.offset) as usize];
         std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, self.offset).map_err(|e| self.err(e))?;
         let records = decode(&bytes);
         self.offset += records.good as u64;
         self.cut_torn_tail(end)?;
-        Ok(records.records)
+        Ok(CatchUp::Records(records.records))
     }
 
     /// Drops a torn record after `offset` (a writer that died mid-record; with the lock held,
@@ -184,6 +207,18 @@ impl Journal {
         Error::io("journal", e).with_detail(format!("store '{}'", self.dir.display()))
     }
 }
+
+/// What another process changed since this one last looked.
+pub(crate) enum CatchUp {
+    /// Records to apply, in order.
+    Records(Vec<Record>),
+    /// The journal was started over: a fresh state is these records.
+    Restart(Vec<Record>),
+}
+
+/// The length of a journal holding nothing but its seed, about: below it, starting over
+/// gains nothing.
+const SEED_SIZE: usize = 64;
 
 /// The whole records at the start of `bytes`, and the length they take.
 struct Decoded {

@@ -72,7 +72,11 @@ impl Watchers {
                 Record::Abort { session } => end(&mut out, state, *session),
                 // Opening, flushing to the resources and the environment change nothing a
                 // session shows.
-                Record::Open { .. } | Record::Flushed { .. } | Record::Origin { .. } | Record::Env { .. } => {}
+                Record::Open { .. }
+                | Record::Flushed { .. }
+                | Record::Origin { .. }
+                | Record::Env { .. }
+                | Record::Seed { .. } => {}
             }
         }
         Some(Pending(out))

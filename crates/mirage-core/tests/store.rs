@@ -279,3 +279,30 @@ async fn two_openers_of_one_store_see_each_other_and_the_first_commit_wins() {
     assert_eq!(reopened.session("main").unwrap().read_file("/data/shared").await.unwrap(), "from a");
     assert_eq!(reopened.session("fb").unwrap().read_file("/data/only-b").await.unwrap(), "b");
 }
+
+#[tokio::test]
+async fn a_store_with_no_session_left_starts_its_journal_over_and_ids_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let a = Mirage::open(dir.path()).unwrap();
+    mount_data(&a);
+    let old = a.create_session("old").unwrap();
+    old.write_file("/data/big", vec![7u8; 1 << 20]).await.unwrap();
+    let old_name = old.name().unwrap();
+    old.abort().unwrap();
+    assert!(std::fs::metadata(&journal).unwrap().len() > 1 << 20);
+    // A new opener finds no session: the journal starts over.
+    let b = Mirage::open(dir.path()).unwrap();
+    mount_data(&b);
+    assert!(std::fs::metadata(&journal).unwrap().len() < 1024, "started over");
+    // The first opener reads the new journal from the start; no id is handed out twice.
+    let fresh = a.create_session("fresh").unwrap();
+    fresh.write_file("/data/x", "x").await.unwrap();
+    assert_eq!(old.name().unwrap_err().kind(), ErrorKind::NotFound, "{old_name} stays gone");
+    assert_eq!(b.session("fresh").unwrap().read_file("/data/x").await.unwrap(), "x");
+    assert_eq!(a.sessions().len(), 1);
+    drop((a, b));
+    let reopened = Mirage::open(dir.path()).unwrap();
+    mount_data(&reopened);
+    assert_eq!(reopened.session("fresh").unwrap().read_file("/data/x").await.unwrap(), "x");
+}
