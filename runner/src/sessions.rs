@@ -54,11 +54,31 @@ impl Store {
             }
             Err(_) => BTreeMap::new(),
         };
-        let store = Store { mirage, dir: dir.to_owned(), workspaces };
-        for workspace in store.workspaces.values() {
-            store.mount_workspace(workspace)?;
+        let mut store = Store { mirage, dir: dir.to_owned(), workspaces };
+        // Forget the workspaces of sessions that are gone; mount the others (one that has
+        // vanished from the disk only makes its own sessions unusable).
+        let live: Vec<String> =
+            store.mirage.sessions().into_iter().filter(|s| s.parent.is_none()).map(|s| s.name).collect();
+        let before = store.workspaces.len();
+        store.workspaces.retain(|name, _| live.contains(name));
+        if store.workspaces.len() != before {
+            store.save()?;
+        }
+        for (name, workspace) in &store.workspaces {
+            if let Err(Failure::Run(why)) = store.mount_workspace(workspace) {
+                eprintln!("mirage-run: warning: session '{name}' cannot be used: {why}");
+            }
         }
         Ok(store)
+    }
+
+    /// Writes `workspaces.json` (atomically).
+    fn save(&self) -> Result<(), Failure> {
+        let json = serde_json::to_string_pretty(&self.workspaces).map_err(|e| Failure::Run(e.to_string()))?;
+        let temp = self.dir.join(format!("{WORKSPACES}.tmp"));
+        std::fs::write(&temp, json)
+            .and_then(|()| std::fs::rename(&temp, self.dir.join(WORKSPACES)))
+            .map_err(|e| Failure::Run(format!("cannot record the sessions' workspaces: {e}")))
     }
 
     /// Mounts `workspace` at its own path (once).
@@ -129,11 +149,7 @@ impl Store {
             .create_session(name)
             .map_err(|e| Failure::Run(format!("cannot create session '{name}': {e}")))?;
         self.workspaces.insert(name.to_owned(), workspace.to_owned());
-        let json = serde_json::to_string_pretty(&self.workspaces).map_err(|e| Failure::Run(e.to_string()))?;
-        let temp = self.dir.join(format!("{WORKSPACES}.tmp"));
-        std::fs::write(&temp, json)
-            .and_then(|()| std::fs::rename(&temp, self.dir.join(WORKSPACES)))
-            .map_err(|e| Failure::Run(format!("cannot record the workspace of '{name}': {e}")))?;
+        self.save()?;
         Ok(session)
     }
 }

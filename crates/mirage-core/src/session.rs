@@ -264,6 +264,10 @@ impl Hub {
             inner.state.apply(record)?;
         }
         inner.undelivered.extend(pending);
+        let Inner { state, journal, .. } = inner;
+        if let Some(journal) = journal.as_mut() {
+            journal.restart_if_empty(state)?;
+        }
         Ok(())
     }
 

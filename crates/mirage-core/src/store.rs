@@ -19,8 +19,8 @@
 //! others appended since its last look, then checks and appends its own. So every check (a
 //! commit's conflicts, a session's existence) sees every process's changes, in one order.
 //!
-//! A store in which no session is left starts its journal over when next opened (only the
-//! counters carry on, in a `Seed` record). Limits: while sessions are kept, the journal only
+//! A store in which no session is left starts its journal over (only the counters carry on,
+//! in a `Seed` record). Limits: while sessions are kept, the journal only
 //! grows (compacting it under live sessions is future work), and replay holds all overlay
 //! content in memory.
 
@@ -93,20 +93,20 @@ impl Journal {
         }
         self.offset = (MAGIC.len() + records.good) as u64;
         self.cut_torn_tail(bytes.len() as u64)?;
-        if state.sessions.is_empty() && self.offset > (MAGIC.len() + SEED_SIZE) as u64 {
-            self.restart(&state)?;
-        }
+        self.restart_if_empty(&state)?;
         Ok(state)
     }
 
-    /// Starts the journal over when no session is left in it (every one committed and aborted,
-    /// say): only the counters carry on. Other processes notice the shorter file and read it
-    /// from the start (see [`Journal::catch_up`]).
-    fn restart(&mut self, state: &State) -> Result<()> {
+    /// Starts the journal over when no session is left in it (every one committed and
+    /// aborted, say): only the counters carry on. Other processes notice the shorter file and
+    /// read it from the start (see [`Journal::catch_up`]). Durable at the next sync.
+    pub(crate) fn restart_if_empty(&mut self, state: &State) -> Result<()> {
+        if !state.sessions.is_empty() || self.offset <= (MAGIC.len() + SEED_SIZE) as u64 {
+            return Ok(());
+        }
         self.file.set_len(MAGIC.len() as u64).map_err(|e| self.err(e))?;
         self.offset = MAGIC.len() as u64;
-        self.append(&[Record::Seed { next_session: state.next_session, next_stamp: state.next_stamp }])?;
-        self.file.sync_all().map_err(|e| self.err(e))
+        self.append(&[Record::Seed { next_session: state.next_session, next_stamp: state.next_stamp }])
     }
 
     /// Takes the store's lock, waiting for any other process to finish its step.

@@ -289,13 +289,12 @@ async fn a_store_with_no_session_left_starts_its_journal_over_and_ids_carry_on()
     let old = a.create_session("old").unwrap();
     old.write_file("/data/big", vec![7u8; 1 << 20]).await.unwrap();
     let old_name = old.name().unwrap();
-    old.abort().unwrap();
     assert!(std::fs::metadata(&journal).unwrap().len() > 1 << 20);
-    // A new opener finds no session: the journal starts over.
+    old.abort().unwrap();
+    assert!(std::fs::metadata(&journal).unwrap().len() < 1024, "no session left: started over");
     let b = Mirage::open(dir.path()).unwrap();
     mount_data(&b);
-    assert!(std::fs::metadata(&journal).unwrap().len() < 1024, "started over");
-    // The first opener reads the new journal from the start; no id is handed out twice.
+    // Both read the new journal from the start; no id is handed out twice.
     let fresh = a.create_session("fresh").unwrap();
     fresh.write_file("/data/x", "x").await.unwrap();
     assert_eq!(old.name().unwrap_err().kind(), ErrorKind::NotFound, "{old_name} stays gone");
