@@ -4,7 +4,7 @@
 //! `$XDG_CONFIG_HOME/mirage/mirage.toml` (`~/.config/mirage/mirage.toml`):
 //!
 //! ```toml
-//! net = "none"                 # or "host" (the default)
+//! net = "none"                 # or "host" (the default), "tcp:443,80"
 //! on_exit = "commit"           # or "keep", "discard"
 //! system = ["/usr", "/etc"]    # host directories bound read-only (replaces the default list)
 //! home = [".codex", ".npmrc"]  # entries of $HOME bound read-write (replaces the default list)

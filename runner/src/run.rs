@@ -73,10 +73,16 @@ impl RunArgs {
 }
 
 fn parse_net(value: &str) -> Result<Net, UsageError> {
+    let wrong = || UsageError(format!("--net takes host, none or tcp:PORT[,PORT...], not '{value}'"));
     match value {
         "host" => Ok(Net::Host),
         "none" => Ok(Net::None),
-        other => Err(UsageError(format!("--net takes host or none, not '{other}'"))),
+        other => {
+            let ports = other.strip_prefix("tcp:").ok_or_else(wrong)?;
+            let ports: Vec<u16> =
+                ports.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>().map_err(|_| wrong())?;
+            Ok(Net::TcpPorts(ports))
+        }
     }
 }
 
@@ -92,7 +98,7 @@ struct Plan {
 impl Plan {
     fn new(args: &RunArgs, config: Config) -> Result<Plan, Failure> {
         let named = args.session.is_some() || args.fork.is_some();
-        let net = match (args.net, &config.net) {
+        let net = match (args.net.clone(), &config.net) {
             (Some(net), _) => net,
             (None, Some(net)) => parse_net(net)?,
             (None, None) => Net::Host,
@@ -170,7 +176,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         masked: host_secrets(),
         writable,
         served,
-        net: plan.net,
+        net: plan.net.clone(),
         hostname: "mirage".to_owned(),
     };
     // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.

@@ -152,6 +152,14 @@ fn no_network_means_none() {
     assert!(open.status.success(), "the host's network by default: {}", text(&open.stderr));
     let closed = host.run(&["--net", "none"], &connect);
     assert!(!closed.status.success(), "no network under --net none");
+    let allowed = host.run(&["--net", &format!("tcp:{port}")], &connect);
+    assert!(allowed.status.success(), "the listed port: {}", text(&allowed.stderr));
+    let other = host.run(&["--net", "tcp:1"], &connect);
+    assert!(!other.status.success(), "another port is refused");
+    assert!(text(&other.stderr).contains("Permission denied"), "{}", text(&other.stderr));
+    let listen =
+        host.run(&["--net", "tcp:443"], "python3 -c \"import socket; socket.socket().bind(('127.0.0.1', 0))\"");
+    assert!(!listen.status.success(), "no listening under tcp rules");
     assert!(
         text(&closed.stderr).contains("Network is unreachable") || text(&closed.stderr).contains("refused"),
         "{}",
@@ -174,7 +182,7 @@ fn a_missing_command_and_bad_options_are_explained() {
     assert!(text(&out.stderr).contains("command not found"), "{}", text(&out.stderr));
     let out = Command::new(BIN).args(["--net", "sometimes", "--", "true"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--net takes host or none"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--net takes host, none or tcp:"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -11,7 +11,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules};
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    path_beneath_rules,
+};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -422,18 +425,26 @@ fn restrict(spec: &Spec) -> Result<(), String> {
     let mut writable: Vec<PathBuf> = vec!["/tmp".into(), "/dev".into()];
     writable.extend(spec.writable.iter().cloned());
     writable.extend(spec.binds.iter().filter(|b| b.writable).map(|b| b.path.clone()));
+    let ports: &[u16] = match &spec.net {
+        Net::TcpPorts(ports) => ports,
+        Net::Host | Net::None => &[],
+    };
+    let tcp = matches!(spec.net, Net::TcpPorts(_));
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| if tcp { r.handle_access(AccessNet::from_all(ABI::V4)) } else { Ok(r) })
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
         .and_then(|r| r.add_rules(path_beneath_rules(&writable, AccessFs::from_all(abi))))
+        .and_then(|r| r.add_rules(ports.iter().map(|&p| Ok(NetPort::new(p, AccessNet::ConnectTcp)))))
         .and_then(|r| r.restrict_self())
         .map_err(|e| format!("cannot apply Landlock: {e}"))?;
     match status.ruleset {
         RulesetStatus::FullyEnforced => {}
-        RulesetStatus::PartiallyEnforced => {
-            eprintln!("mirage-run: warning: this kernel enforces only part of the Landlock rules (an older ABI)")
-        }
+        RulesetStatus::PartiallyEnforced => eprintln!(
+            "mirage-run: warning: this kernel enforces only part of the Landlock rules (an older ABI{})",
+            if tcp { "; TCP port rules need Linux 6.7" } else { "" }
+        ),
         RulesetStatus::NotEnforced => {
             eprintln!("mirage-run: warning: this kernel does not enforce Landlock; only read-only mounts limit writes")
         }

@@ -37,10 +37,13 @@ pub const HELPER_ARG: &str = "__mirage-sandbox-helper";
 const SPEC_VAR: &str = "MIRAGE_SANDBOX_SPEC";
 
 /// The network a sandbox sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Net {
     /// The host's network (agents call model APIs).
     Host,
+    /// The host's network, but TCP connections only to these ports and no listening, with
+    /// Landlock (Linux 6.7 and newer; older kernels warn and allow everything).
+    TcpPorts(Vec<u16>),
     /// A network namespace of its own, with no interface up: no connectivity at all.
     None,
 }
