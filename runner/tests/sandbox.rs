@@ -275,3 +275,24 @@ fn mirage_toml_and_mount_flags_add_mounts_and_set_defaults() {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("mirage.toml") && text(&bad.stderr).contains("nett"), "{}", text(&bad.stderr));
 }
+
+#[test]
+fn the_sandbox_init_reaps_orphans_and_relays_sigterm() {
+    let host = Host::new();
+    // An orphan ends while the command still runs: PID 1 must reap it (no zombie left).
+    let out = host.run(&[], "sh -c 'sleep 0.2 &'; sleep 0.8; grep -l 'State:.*Z' /proc/[0-9]*/status | wc -l");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "0", "no zombie in the sandbox");
+    // SIGTERM to mirage-run reaches the command, whose exit code comes back.
+    let mut child = Command::new(BIN)
+        .args(["--on-exit", "discard", "--", "sh", "-c", "trap 'exit 42' TERM; sleep 10 & wait"])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+}
