@@ -125,6 +125,8 @@ fn a_hostile_command_cannot_get_out() {
         try 'cd / && pivot_root . .'
         try 'kill -0 {pid}'
         try 'test -e /proc/{pid}'
+        try 'python3 -c "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); sys.exit(libc.ptrace(16, {pid}, 0, 0))"'
+        try 'grep -q "CapBnd:[[:space:]]*0*[1-9a-f]" /proc/self/status'
         try 'grep -q "CapEff:[[:space:]]*0*[1-9a-f]" /proc/self/status'
         try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
         try 'cat ~/.codex/../secret'
