@@ -316,6 +316,12 @@ impl Resource for LocalResource {
         read_dir(fd).map_err(|e| Error::io("list", e).with_path(path.clone()))
     }
 
+    fn host_file(&self, path: &VPath) -> Option<std::fs::File> {
+        let fd = self.open("open", path, libc::O_RDONLY, 0).ok()?;
+        let file = std::fs::File::from(fd);
+        file.metadata().ok().filter(std::fs::Metadata::is_file).map(|_| file)
+    }
+
     async fn write(&self, path: &VPath, offset: u64, data: &[u8]) -> Result<()> {
         self.check_writable("write", path)?;
         let fd = self.open("write", path, libc::O_WRONLY, 0)?;

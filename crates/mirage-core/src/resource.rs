@@ -188,6 +188,14 @@ pub trait Resource: Send + Sync + fmt::Debug {
         Err(refuse(self, "chmod", path))
     }
 
+    /// The host file holding the regular file at `path`, opened read-only, for resources
+    /// that keep their files on the host (the local resource): a FUSE server can then let the
+    /// kernel read it directly. `None` (the default) where there is no such file.
+    fn host_file(&self, path: &VPath) -> Option<std::fs::File> {
+        let _ = path;
+        None
+    }
+
     /// Sets access and modification times; `None` leaves a time unchanged.
     async fn set_times(&self, path: &VPath, atime: Option<SystemTime>, mtime: Option<SystemTime>) -> Result<()> {
         let _ = (atime, mtime);

@@ -632,6 +632,23 @@ impl Session {
         self.metadata(&found).ok_or_else(|| err(ErrorKind::NotFound, "lstat", &resolved))
     }
 
+    /// The host file behind the regular file at `path` (links followed), when the session
+    /// has not changed it and its resource keeps it on the host ([`Resource::host_file`]);
+    /// `None` otherwise. Reading it reads what the session shows, until the session changes
+    /// the path.
+    ///
+    /// # Errors
+    /// As [`Session::stat`].
+    pub async fn host_file(&self, path: &str) -> Result<Option<std::fs::File>> {
+        let path = self.abs(path)?;
+        let (resolved, found) = self.resolve(&self.view()?, &path, true, "open").await?;
+        Ok(match found {
+            Found::Resource(mount, inner, meta) if meta.file_type == FileType::File => mount.resource().host_file(&inner),
+            found if !found.exists() => return Err(err(ErrorKind::NotFound, "open", &resolved)),
+            _ => None,
+        })
+    }
+
     /// True when `path` exists (following symbolic links).
     ///
     /// # Errors

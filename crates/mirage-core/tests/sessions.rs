@@ -605,3 +605,23 @@ async fn a_snapshot_reads_what_the_file_held_after_it_is_replaced_or_removed() {
     assert_eq!(s.snapshot("/m/d").await.unwrap_err().kind(), ErrorKind::IsADirectory);
     assert_eq!(s.snapshot("/m/none").await.unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn host_files_are_offered_only_for_what_the_session_has_not_changed() {
+    use std::io::Read;
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "on the host").unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/h", Arc::new(LocalResource::new(host.path()).unwrap()), MountOptions::default()).unwrap();
+    mirage.mount("/m", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    let s = mirage.create_session("host-files").unwrap();
+    let mut content = String::new();
+    s.host_file("/h/f").await.unwrap().expect("an untouched host file").read_to_string(&mut content).unwrap();
+    assert_eq!(content, "on the host");
+    assert!(s.host_file("/h").await.unwrap().is_none(), "not a directory");
+    s.write_file("/m/x", "ram").await.unwrap();
+    assert!(s.host_file("/m/x").await.unwrap().is_none(), "no host file behind RAM");
+    s.write_file("/h/f", "changed").await.unwrap();
+    assert!(s.host_file("/h/f").await.unwrap().is_none(), "the session's own content is not on the host");
+    assert_eq!(s.host_file("/h/none").await.unwrap_err().kind(), ErrorKind::NotFound);
+}
