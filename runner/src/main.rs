@@ -27,7 +27,7 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
        mirage-run diff NAME [--text] [--store DIR]
        mirage-run commit NAME [--store DIR]
        mirage-run abort NAME [--store DIR]
-       mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--on-exit keep|commit|discard]
+       mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--passthrough] [--on-exit keep|commit|discard]
                                    [--store DIR --session NAME]
        mirage-run unmount MOUNTPOINT [--lazy]
 

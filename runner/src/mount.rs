@@ -23,6 +23,7 @@ pub(crate) struct MountArgs {
     on_exit: Option<OnExit>,
     store: Option<PathBuf>,
     session: Option<String>,
+    passthrough: bool,
 }
 
 impl MountArgs {
@@ -31,10 +32,12 @@ impl MountArgs {
         use lexopt::Arg::{Long, Value};
         let (mut mountpoint, mut source, mut read_only, mut on_exit, mut store, mut session) =
             (None, None, false, None, None, None);
+        let mut passthrough = false;
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("source") => source = Some(PathBuf::from(parser.value()?)),
                 Long("read-only") => read_only = true,
+                Long("passthrough") => passthrough = true,
                 Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
@@ -57,7 +60,7 @@ impl MountArgs {
                 std::env::current_dir().map_err(|e| UsageError(format!("cannot read the current directory: {e}")))?
             }
         };
-        Ok(MountArgs { mountpoint, source, read_only, on_exit, store, session })
+        Ok(MountArgs { mountpoint, source, read_only, on_exit, store, session, passthrough })
     }
 }
 
@@ -115,6 +118,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     let signals = crate::signals::Signals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
     let options = mirage_fuse::Options {
         read_only: args.read_only,
+        passthrough: args.passthrough,
         name: format!("mirage:{name}"),
         runtime: Some(runtime.handle().clone()),
         ..mirage_fuse::Options::default()

@@ -643,7 +643,9 @@ impl Session {
         let path = self.abs(path)?;
         let (resolved, found) = self.resolve(&self.view()?, &path, true, "open").await?;
         Ok(match found {
-            Found::Resource(mount, inner, meta) if meta.file_type == FileType::File => mount.resource().host_file(&inner),
+            Found::Resource(mount, inner, meta) if meta.file_type == FileType::File => {
+                mount.resource().host_file(&inner)
+            }
             found if !found.exists() => return Err(err(ErrorKind::NotFound, "open", &resolved)),
             _ => None,
         })

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType as Kind, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    BackingId, Errno, FileAttr, FileHandle, FileType as Kind, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
@@ -48,6 +48,10 @@ fn lock(orphan: &SharedOrphan) -> std::sync::MutexGuard<'_, Orphan> {
 
 /// Marks a file handle opened with `O_APPEND`.
 const APPEND: u64 = 1;
+/// Marks a file handle whose reads the kernel passes through to a host file.
+const PASSTHROUGH: u64 = 2;
+/// Files smaller than this are not passed through.
+const PASSTHROUGH_MIN: u64 = 1 << 20;
 
 /// The filesystem served for one session.
 pub(crate) struct MirageFs {
@@ -65,6 +69,12 @@ pub(crate) struct MirageFs {
     no_open: bool,
     /// The same for directories (`FUSE_NO_OPENDIR_SUPPORT`).
     no_opendir: bool,
+    /// Asked for: read-only opens of host files the session has not changed are read by the
+    /// kernel from the host file directly (`FUSE_PASSTHROUGH`; needs CAP_SYS_ADMIN).
+    passthrough: bool,
+    /// The backing file of each inode opened with passthrough, and how many handles use it
+    /// (the kernel wants one backing file per inode).
+    backing: Mutex<HashMap<u64, (Arc<BackingId>, u32)>>,
 }
 
 impl MirageFs {
@@ -74,6 +84,7 @@ impl MirageFs {
         inodes: Arc<Inodes>,
         ttl: Duration,
         owner: Owner,
+        passthrough: bool,
     ) -> Self {
         MirageFs {
             session,
@@ -85,7 +96,28 @@ impl MirageFs {
             next_handle: AtomicU64::new(1),
             no_open: false,
             no_opendir: false,
+            passthrough,
+            backing: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Opens `ino` with passthrough to its host file, when the session has not changed it and
+    /// the kernel lets this process register the file; `None` to open it the usual way.
+    fn open_passthrough(&self, ino: INodeNo, reply: &ReplyOpen) -> Option<Arc<BackingId>> {
+        let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, users)) = backing.get_mut(&ino.0) {
+            *users += 1;
+            return Some(id.clone());
+        }
+        let path = self.inodes.path(ino).ok()?;
+        let file = self.run(self.session.host_file(path.as_str())).ok()??;
+        // Small files read as fast from the page cache the usual way.
+        if file.metadata().ok()?.len() < PASSTHROUGH_MIN {
+            return None;
+        }
+        let id = Arc::new(reply.open_backing(&file).ok()?);
+        backing.insert(ino.0, (id.clone(), 1));
+        Some(id)
     }
 
     /// Writes into a removed file's own copy of its content.
@@ -154,7 +186,7 @@ impl MirageFs {
     }
 
     fn new_handle(&self, append: bool) -> FileHandle {
-        FileHandle((self.next_handle.fetch_add(1, Ordering::Relaxed) << 1) | u64::from(append))
+        FileHandle((self.next_handle.fetch_add(1, Ordering::Relaxed) << 2) | if append { APPEND } else { 0 })
     }
 
     fn attr_of(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
@@ -272,9 +304,15 @@ impl Filesystem for MirageFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_NO_OPEN_SUPPORT
-            | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT
+            // Passthrough needs open requests; without it, opens cost no round trip.
+            | if self.passthrough { InitFlags::FUSE_PASSTHROUGH } else { InitFlags::FUSE_NO_OPEN_SUPPORT };
         let granted = wanted & config.capabilities();
+        if granted.contains(InitFlags::FUSE_PASSTHROUGH) {
+            let _ = config.set_max_stack_depth(1);
+        } else {
+            self.passthrough = false;
+        }
         let _ = config.add_capabilities(granted);
         self.no_open = granted.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
         self.no_opendir = granted.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
@@ -448,6 +486,14 @@ impl Filesystem for MirageFs {
             // "Opened, and never ask again": the kernel then keeps pages across opens.
             return reply.error(Errno::ENOSYS);
         }
+        let read_only = flags.0 & libc::O_ACCMODE == libc::O_RDONLY && flags.0 & libc::O_TRUNC == 0;
+        if self.passthrough
+            && read_only
+            && let Some(id) = self.open_passthrough(ino, &reply)
+        {
+            let fh = FileHandle((self.next_handle.fetch_add(1, Ordering::Relaxed) << 2) | PASSTHROUGH);
+            return reply.opened_passthrough(fh, FopenFlags::empty(), &id);
+        }
         match self.inodes.target(ino) {
             Ok(_) => reply.opened(self.new_handle(flags.0 & libc::O_APPEND != 0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
@@ -528,13 +574,22 @@ impl Filesystem for MirageFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        ino: INodeNo,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if fh.0 & PASSTHROUGH != 0 {
+            let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, users)) = backing.get_mut(&ino.0) {
+                *users -= 1;
+                if *users == 0 {
+                    backing.remove(&ino.0);
+                }
+            }
+        }
         reply.ok();
     }
 

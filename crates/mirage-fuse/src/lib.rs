@@ -63,6 +63,12 @@ pub struct Options {
     pub name: String,
     /// The runtime remote resources wait on; a small one is started when `None`.
     pub runtime: Option<tokio::runtime::Handle>,
+    /// Let the kernel read host files of 1 MiB or more that the session has not changed
+    /// directly, when they are opened read-only (`FUSE_PASSTHROUGH`: native speed). It needs
+    /// CAP_SYS_ADMIN (files are served the usual way otherwise) and costs a round trip per
+    /// open, which makes warm work on many small files slower; a file opened this way keeps
+    /// showing the host's content until it is closed, even if the session changes it.
+    pub passthrough: bool,
 }
 
 impl Default for Options {
@@ -75,6 +81,7 @@ impl Default for Options {
             allow_other: false,
             name: "mirage".to_owned(),
             runtime: None,
+            passthrough: false,
         }
     }
 }
@@ -135,7 +142,7 @@ fn filesystem(
         }
     };
     let inodes = Arc::new(Inodes::new());
-    let fs = MirageFs::new(session.clone(), handle, inodes.clone(), options.ttl, options.owner);
+    let fs = MirageFs::new(session.clone(), handle, inodes.clone(), options.ttl, options.owner, options.passthrough);
     Ok((fs, inodes, runtime))
 }
 

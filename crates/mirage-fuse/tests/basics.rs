@@ -108,3 +108,16 @@ fn a_descriptor_mounted_elsewhere_is_served() {
     assert_eq!(unsafe { libc::umount2(target.as_ptr(), 0) }, 0);
     served.wait().unwrap();
 }
+
+#[test]
+fn passthrough_reads_host_files_and_never_hides_the_sessions_changes() {
+    let options = mirage_fuse::Options { passthrough: true, ..mirage_fuse::Options::default() };
+    let big: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+    let m = Mounted::with_options(|host| fs::write(host.join("big"), &big).unwrap(), &options);
+    assert_eq!(fs::read(m.path("big")).unwrap(), big, "read through to the host file");
+    fs::write(m.path("big"), "replaced").unwrap();
+    assert_eq!(fs::read_to_string(m.path("big")).unwrap(), "replaced", "the session's content once changed");
+    assert_eq!(fs::read(m.host.path().join("big")).unwrap().len(), big.len(), "the host is untouched");
+    m.sh("echo new > new.txt && cat new.txt >/dev/null && git init -q repo");
+    assert_eq!(m.api(m.session.read_file("/new.txt")), "new\n");
+}
