@@ -287,13 +287,16 @@ fn the_sandbox_init_reaps_orphans_and_relays_sigterm() {
     assert_eq!(text(&out.stdout).trim(), "0", "no zombie in the sandbox");
     // SIGTERM to mirage-run reaches the command, whose exit code comes back.
     let mut child = Command::new(BIN)
-        .args(["--on-exit", "discard", "--", "sh", "-c", "trap 'exit 42' TERM; sleep 10 & wait"])
+        .args(["--on-exit", "discard", "--", "sh", "-c", "trap 'exit 42' TERM; echo ready; sleep 10 & wait"])
         .current_dir(host.workspace.path())
         .env("HOME", host.home.path())
         .env("MIRAGE_STORE", host.store.path())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready, "ready\n", "the command runs, its trap set");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(42));
