@@ -275,6 +275,10 @@ impl Hub {
     /// released every lock it held: a watcher may wait for another thread that needs them (a
     /// kernel invalidating its caches waits for the filesystem requests in flight).
     pub(crate) fn deliver(&self) {
+        // Nothing is queued for nobody: spare the lock (and, with a store, the journal's).
+        if !self.watchers.any() {
+            return;
+        }
         let pending = std::mem::take(&mut self.lock().undelivered);
         for p in pending {
             self.watchers.deliver(p);

@@ -44,6 +44,11 @@ impl fmt::Debug for Watchers {
 pub(crate) struct Pending(PerSession);
 
 impl Watchers {
+    /// Whether anyone watches (a cheap check before taking any lock).
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<(u64, SessionId, Callback)>> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
