@@ -81,6 +81,12 @@ impl Mounted {
             .env("GIT_COMMITTER_EMAIL", "test@mirage.invalid")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            // No background maintenance left running in the mount when the test ends.
+            .env("GIT_CONFIG_COUNT", "2")
+            .env("GIT_CONFIG_KEY_0", "gc.auto")
+            .env("GIT_CONFIG_VALUE_0", "0")
+            .env("GIT_CONFIG_KEY_1", "maintenance.auto")
+            .env("GIT_CONFIG_VALUE_1", "false")
             .env_remove("CARGO_TARGET_DIR")
             .output()
             .unwrap()
@@ -94,8 +100,13 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if let Some(mount) = self.mount.take() {
-            mount.unmount().unwrap();
+        if let Some(mount) = self.mount.take()
+            && let Err(e) = mount.unmount()
+        {
+            // A program the test started may still be finishing inside: let the mount go
+            // once it has.
+            assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "unmount: {e}");
+            mirage_fuse::detach(self.mnt.path()).unwrap();
         }
     }
 }
