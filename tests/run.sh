@@ -33,9 +33,9 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import ziglang' 2>/dev/nu
 fi
 # Debian packages the tests use: objdump checks the addon's glibc symbols; the FUSE tests run
 # real programs (rg, sqlite3, git) on a mount, fusermount3 serves unprivileged users, and the
-# sandbox tests drive a terminal with script and an unprivileged user with setpriv.
+# sandbox tests drive a terminal (vim) with script and an unprivileged user with setpriv.
 missing=()
-for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3 script:bsdutils setpriv:util-linux; do
+for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3 script:bsdutils setpriv:util-linux vim:vim; do
     need "${pair%%:*}" || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -227,7 +227,8 @@ fn an_unprivileged_user_is_told_what_is_missing_or_runs() {
 /// `delay_ms`.
 fn on_a_terminal(host: &Host, command: &str, keys: &str, delay_ms: u64) -> Output {
     let typed = format!("sleep {}; printf '{keys}'; sleep 1", delay_ms as f64 / 1000.0);
-    let script = format!("({typed}) | script -qec \"{BIN} -- {command}\" /dev/null");
+    let command = if command.starts_with("--") { command.to_owned() } else { format!("-- {command}") };
+    let script = format!("({typed}) | script -qec \"{BIN} {command}\" /dev/null");
     Command::new("sh")
         .args(["-c", &script])
         .current_dir(host.workspace.path())
@@ -245,6 +246,10 @@ fn interactive_programs_get_the_terminal_and_ctrl_c_works() {
     assert!(stdout.contains("got:hello"), "typed input arrives: {stdout}");
     let out = on_a_terminal(&host, "sleep 30", "\\003", 800);
     assert_eq!(out.status.code(), Some(130), "Ctrl-C ends the command: {}", text(&out.stdout));
+    // A full-screen editor: insert a line, write, quit; the change is committed.
+    let out = on_a_terminal(&host, "--on-exit commit -- vim -u NONE edited.txt", "ihello from vim\\033:wq\\r", 1500);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(fs::read_to_string(host.workspace.path().join("edited.txt")).unwrap(), "hello from vim\n");
 }
 
 #[test]
