@@ -60,6 +60,43 @@ impl View {
         self.ordered.remove(path)
     }
 
+    /// What must change in `base` to give this view: each path whose node differs (`None`:
+    /// absent here). One merge walk over both, in path order.
+    pub(crate) fn changes_from(&self, base: &View) -> Vec<(VPath, Option<Arc<Node>>)> {
+        let (mut mine, mut theirs) = (self.ordered.iter().peekable(), base.ordered.iter().peekable());
+        let mut out = Vec::new();
+        loop {
+            match (mine.peek(), theirs.peek()) {
+                (None, None) => return out,
+                (Some((path, node)), None) => {
+                    out.push(((*path).clone(), Some((*node).clone())));
+                    mine.next();
+                }
+                (None, Some((path, _))) => {
+                    out.push(((*path).clone(), None));
+                    theirs.next();
+                }
+                (Some((a, node)), Some((b, other))) => match a.cmp(b) {
+                    std::cmp::Ordering::Less => {
+                        out.push(((*a).clone(), Some((*node).clone())));
+                        mine.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        out.push(((*b).clone(), None));
+                        theirs.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if !Arc::ptr_eq(node, other) {
+                            out.push(((*a).clone(), Some((*node).clone())));
+                        }
+                        mine.next();
+                        theirs.next();
+                    }
+                },
+            }
+        }
+    }
+
     /// Every node strictly below `path`, in path order.
     pub(crate) fn descendants(&self, path: &VPath) -> impl Iterator<Item = (&VPath, &Arc<Node>)> {
         descendants(&self.ordered, path)

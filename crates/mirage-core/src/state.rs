@@ -60,6 +60,17 @@ pub(crate) enum Record {
     /// Starts a compacted journal: the counters carry on, so that no session id or stamp is
     /// handed out twice.
     Seed { next_session: SessionId, next_stamp: u64 },
+    /// A whole session, as a compacted journal keeps it: its overlay as changes from its
+    /// parent's (restored before it), and its record of what it touched.
+    Restore {
+        id: SessionId,
+        parent: Option<SessionId>,
+        name: String,
+        cwd: VPath,
+        env: BTreeMap<String, String>,
+        changed: Vec<(VPath, Option<Arc<Node>>)>,
+        touched: Vec<(VPath, Option<Arc<Node>>)>,
+    },
 }
 
 /// Every session.
@@ -124,6 +135,28 @@ impl State {
         out
     }
 
+    /// Records that rebuild this state from nothing: the counters, then every session after
+    /// its parent (ids grow with creation, so id order is enough).
+    pub(crate) fn snapshot(&self) -> impl Iterator<Item = Record> + '_ {
+        let seed = Record::Seed { next_session: self.next_session, next_stamp: self.next_stamp };
+        std::iter::once(seed).chain(self.sessions.iter().map(|(id, s)| {
+            let base = s.parent.and_then(|p| self.sessions.get(&p)).map(|p| &p.view);
+            let changed = match base {
+                Some(base) => s.view.changes_from(base),
+                None => s.view.changes_from(&View::new()),
+            };
+            Record::Restore {
+                id: *id,
+                parent: s.parent,
+                name: s.name.clone(),
+                cwd: s.cwd.clone(),
+                env: s.env.clone(),
+                changed,
+                touched: s.touched.iter().map(|(p, n)| (p.clone(), n.clone())).collect(),
+            }
+        }))
+    }
+
     /// Drops every session (the journal started over), telling their caches; the counters
     /// stay.
     pub(crate) fn clear(&mut self) {
@@ -153,7 +186,8 @@ impl State {
             | Record::Origin { session, .. }
             | Record::Abort { session }
             | Record::Env { session, .. } => self.session(*session).map(drop),
-            Record::Open { parent: None, .. } | Record::Seed { .. } => Ok(()),
+            Record::Open { parent: None, .. } | Record::Seed { .. } | Record::Restore { parent: None, .. } => Ok(()),
+            Record::Restore { parent: Some(parent), .. } => self.session(*parent).map(drop),
         }
     }
 
@@ -247,6 +281,29 @@ impl State {
             Record::Seed { next_session, next_stamp } => {
                 self.next_session = self.next_session.max(*next_session);
                 self.next_stamp = self.next_stamp.max(*next_stamp);
+            }
+            Record::Restore { id, parent, name, cwd, env, changed, touched } => {
+                let mut view = match parent {
+                    Some(p) => self.session(*p)?.view.clone(),
+                    None => View::new(),
+                };
+                for (path, node) in changed {
+                    match node {
+                        Some(node) => view.insert(path.clone(), node.clone()),
+                        None => view.remove(path),
+                    };
+                }
+                let state = SessionState {
+                    parent: *parent,
+                    name: name.clone(),
+                    view,
+                    touched: touched.iter().cloned().collect(),
+                    cwd: cwd.clone(),
+                    env: env.clone(),
+                    changes: Arc::default(),
+                };
+                self.sessions.insert(*id, state);
+                self.next_session = self.next_session.max(id + 1);
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! STORE/
+//!   lock      flock(2)ed by a process for each step it takes on the sessions
 //!   journal   "MIRAGE-JOURNAL 1\n", then records: [len: u32 LE][crc32: u32 LE][payload]
 //! ```
 //!
@@ -15,14 +16,17 @@
 //! dropped, and the file is truncated back to the last whole record.
 //!
 //! Several processes may have a store open at once. Each holds an exclusive `flock(2)` on
-//! the journal while it looks at or changes the sessions: it first applies the records the
+//! `lock` while it looks at or changes the sessions: it first applies the records the
 //! others appended since its last look, then checks and appends its own. So every check (a
 //! commit's conflicts, a session's existence) sees every process's changes, in one order.
 //!
 //! A store in which no session is left starts its journal over (only the counters carry on,
-//! in a `Seed` record). Limits: while sessions are kept, the journal only
-//! grows (compacting it under live sessions is future work), and replay holds all overlay
-//! content in memory.
+//! in a `Seed` record). A journal of 16 MiB or more that mostly holds dead records (files
+//! rewritten, sessions gone) is rewritten on open as the sessions are now (`Restore` records,
+//! each fork as its differences from its parent), written aside and renamed into place.
+//!
+//! Limits: replay and compaction hold all overlay content in memory, and one record (so one
+//! file's content, or one session's at compaction) must stay under 4 GiB.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -38,6 +42,9 @@ const MAGIC: &[u8] = b"MIRAGE-JOURNAL 1\n";
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: File,
+    /// Held with flock(2) for each step; a file of its own, because compaction replaces the
+    /// journal file.
+    lock: File,
     dir: PathBuf,
     /// How far this process has read (and written): the end of the last whole record.
     offset: u64,
@@ -57,19 +64,51 @@ impl Journal {
     /// I/O errors; `InvalidInput` when the journal is not a Mirage journal.
     pub(crate) fn open(dir: &Path) -> Result<(Journal, State)> {
         std::fs::create_dir_all(dir).map_err(|e| store_err(dir, e))?;
-        let path = dir.join("journal");
-        let file = OpenOptions::new()
+        let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&path)
+            .write(true)
+            .open(dir.join("lock"))
             .map_err(|e| store_err(dir, e))?;
-        let mut journal = Journal { file, dir: dir.to_owned(), offset: 0, locked: false, broken: None };
+        let file = open_journal(dir).map_err(|e| store_err(dir, e))?;
+        let mut journal = Journal { file, lock, dir: dir.to_owned(), offset: 0, locked: false, broken: None };
         journal.lock()?;
-        let opened = journal.replay_all();
+        let opened = journal.replay_all().and_then(|state| {
+            journal.compact_if_worth(&state)?;
+            Ok(state)
+        });
         journal.unlock();
         opened.map(|state| (journal, state))
+    }
+
+    /// Rewrites the journal as the records of the sessions as they are, when that saves most
+    /// of it: a journal that grew by rewriting the same files starts small again. Other
+    /// processes notice the new file and read it from the start (the lock held).
+    fn compact_if_worth(&mut self, state: &State) -> Result<()> {
+        if self.offset < COMPACT_FROM {
+            return Ok(());
+        }
+        let temp = self.dir.join("journal.compacting");
+        let mut out = std::io::BufWriter::new(File::create(&temp).map_err(|e| self.err(e))?);
+        let mut size = MAGIC.len() as u64;
+        out.write_all(MAGIC).map_err(|e| self.err(e))?;
+        for record in state.snapshot() {
+            let frame = frame(&record)?;
+            size += frame.len() as u64;
+            out.write_all(&frame).map_err(|e| self.err(e))?;
+            if size * 2 > self.offset {
+                // Not worth it: most of the journal is live.
+                drop(out);
+                let _ = std::fs::remove_file(&temp);
+                return Ok(());
+            }
+        }
+        let file = out.into_inner().map_err(|e| self.err(e.into_error()))?;
+        file.sync_all().map_err(|e| self.err(e))?;
+        std::fs::rename(&temp, self.dir.join("journal")).map_err(|e| self.err(e))?;
+        self.file = open_journal(&self.dir).map_err(|e| self.err(e))?;
+        self.offset = size;
+        Ok(())
     }
 
     /// Reads the whole journal into a fresh state (the lock held).
@@ -112,7 +151,7 @@ impl Journal {
     /// Takes the store's lock, waiting for any other process to finish its step.
     fn lock(&mut self) -> Result<()> {
         // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        if unsafe { libc::flock(self.lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(self.err(std::io::Error::last_os_error()));
         }
         self.locked = true;
@@ -123,7 +162,7 @@ impl Journal {
     pub(crate) fn unlock(&mut self) {
         if self.locked {
             // SAFETY: flock on a descriptor we own.
-            unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+            unsafe { libc::flock(self.lock.as_raw_fd(), libc::LOCK_UN) };
             self.locked = false;
         }
     }
@@ -143,7 +182,18 @@ impl Journal {
     }
 
     fn read_new(&mut self) -> Result<CatchUp> {
-        let end = self.file.metadata().map_err(|e| self.err(e))?.len();
+        use std::os::unix::fs::MetadataExt;
+        let current = std::fs::metadata(self.dir.join("journal")).map_err(|e| self.err(e))?;
+        let mine = self.file.metadata().map_err(|e| self.err(e))?;
+        if current.ino() != mine.ino() {
+            // Another process compacted the journal: read the new one from the start.
+            self.file = open_journal(&self.dir).map_err(|e| self.err(e))?;
+            self.offset = MAGIC.len() as u64;
+            return match self.read_new()? {
+                CatchUp::Records(records) | CatchUp::Restart(records) => Ok(CatchUp::Restart(records)),
+            };
+        }
+        let end = mine.len();
         if end < self.offset {
             // Another process started the journal over (no session was left): read it from
             // the start into a fresh state.
@@ -183,12 +233,7 @@ impl Journal {
                 .with_detail(format!("store '{}' could not be read since: {why}", self.dir.display())));
         }
         for record in records {
-            let payload = bincode::serialize(record)
-                .map_err(|e| Error::new(ErrorKind::Io, "journal").with_detail(e.to_string()))?;
-            let mut frame = Vec::with_capacity(payload.len() + 8);
-            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            frame.extend_from_slice(&payload);
+            let frame = frame(record)?;
             self.file.write_all(&frame).map_err(|e| self.err(e))?;
             self.offset += frame.len() as u64;
         }
@@ -207,6 +252,28 @@ impl Journal {
         Error::io("journal", e).with_detail(format!("store '{}'", self.dir.display()))
     }
 }
+
+/// The journal's file, opened for reading and appending.
+fn open_journal(dir: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).truncate(false).read(true).append(true).open(dir.join("journal"))
+}
+
+/// One record as the journal stores it: length, checksum, payload.
+fn frame(record: &Record) -> Result<Vec<u8>> {
+    let payload =
+        bincode::serialize(record).map_err(|e| Error::new(ErrorKind::Io, "journal").with_detail(e.to_string()))?;
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "journal").with_detail("a record of 4 GiB or more cannot be journaled")
+    })?;
+    let mut frame = Vec::with_capacity(payload.len() + 8);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// Journals smaller than this are never compacted.
+const COMPACT_FROM: u64 = 16 << 20;
 
 /// What another process changed since this one last looked.
 pub(crate) enum CatchUp {

@@ -81,7 +81,8 @@ impl Watchers {
                 | Record::Flushed { .. }
                 | Record::Origin { .. }
                 | Record::Env { .. }
-                | Record::Seed { .. } => {}
+                | Record::Seed { .. }
+                | Record::Restore { .. } => {}
             }
         }
         Some(Pending(out))

@@ -305,3 +305,47 @@ async fn a_store_with_no_session_left_starts_its_journal_over_and_ids_carry_on()
     mount_data(&reopened);
     assert_eq!(reopened.session("fresh").unwrap().read_file("/data/x").await.unwrap(), "x");
 }
+
+#[tokio::test]
+async fn a_journal_of_mostly_dead_records_is_compacted_and_keeps_every_session_and_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let a = Mirage::open(dir.path()).unwrap();
+    mount_data(&a);
+    let main = a.create_session("main").unwrap();
+    main.write_file("/data/shared", "base").await.unwrap();
+    let (fa, fb) = (main.fork_named("fa").unwrap(), main.fork_named("fb").unwrap());
+    fb.write_file("/data/shared", "from b").await.unwrap();
+    fa.write_file("/data/shared", "from a").await.unwrap();
+    fa.commit(CommitOptions::default()).await.unwrap();
+    // The same 1 MiB file rewritten 24 times: 24 MiB of journal, 1 MiB of it live.
+    for i in 0..24u8 {
+        main.write_file("/data/big", vec![i; 1 << 20]).await.unwrap();
+    }
+    fb.write_file("/data/only-b", "b").await.unwrap();
+    assert!(std::fs::metadata(&journal).unwrap().len() > 24 << 20);
+    // A second opener compacts; the first reads the new journal from the start.
+    let b = Mirage::open(dir.path()).unwrap();
+    mount_data(&b);
+    let size = std::fs::metadata(&journal).unwrap().len();
+    assert!(size < 4 << 20, "compacted to {size} bytes");
+    for m in [&a, &b] {
+        let names: Vec<String> = m.sessions().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["main", "fa", "fb"]);
+        assert_eq!(m.session("main").unwrap().read_file("/data/big").await.unwrap(), vec![23u8; 1 << 20]);
+        assert_eq!(m.session("fb").unwrap().read_file("/data/only-b").await.unwrap(), "b");
+        assert_eq!(m.session("main").unwrap().read_file("/data/shared").await.unwrap(), "from a");
+    }
+    // What fb started from survived: its commit still conflicts with fa's.
+    let lost = b.session("fb").unwrap().commit(CommitOptions::default()).await.unwrap_err();
+    assert_eq!(lost.kind(), ErrorKind::Conflict, "{lost}");
+    // The first opener goes on writing into the new journal, and a reopen sees it all.
+    main.write_file("/data/after", "after").await.unwrap();
+    drop((a, b));
+    let reopened = Mirage::open(dir.path()).unwrap();
+    mount_data(&reopened);
+    let main = reopened.session("main").unwrap();
+    assert_eq!(main.read_file("/data/after").await.unwrap(), "after");
+    assert_eq!(main.read_file("/data/shared").await.unwrap(), "from a");
+    assert_eq!(reopened.session("fb").unwrap().read_file("/data/shared").await.unwrap(), "from b");
+}
