@@ -180,7 +180,7 @@ pub(crate) fn command(name: &str, parser: &mut lexopt::Parser) -> Result<ExitCod
         .build()
         .map_err(|e| Failure::Run(format!("cannot start: {e}")))?;
     if name == "sessions" {
-        return list(&store);
+        return list(&runtime, &store);
     }
     let target = target.ok_or_else(|| UsageError(format!("{name} needs a session NAME")))?;
     let session = store.session(&target)?;
@@ -207,7 +207,7 @@ pub(crate) fn command(name: &str, parser: &mut lexopt::Parser) -> Result<ExitCod
     }
 }
 
-fn list(store: &Store) -> Result<ExitCode, Failure> {
+fn list(runtime: &tokio::runtime::Runtime, store: &Store) -> Result<ExitCode, Failure> {
     let sessions = store.mirage.sessions();
     if sessions.is_empty() {
         println!("no sessions");
@@ -215,7 +215,13 @@ fn list(store: &Store) -> Result<ExitCode, Failure> {
     for s in sessions {
         let parent = s.parent.map_or_else(String::new, |p| format!(" (fork of {p})"));
         let workspace = store.workspace_of(&s.name).map_or_else(String::new, |w| format!(" over {}", w.display()));
-        println!("{}{parent}{workspace}: {} changed paths", s.name, s.changes);
+        // What differs, not what was touched: a temporary file created and removed again is
+        // no change.
+        let changed = match store.session(&s.name).map(|session| runtime.block_on(session.diff())) {
+            Ok(Ok(changes)) => format!("{} changed", changes.len()),
+            _ => "changes unknown (its workspace is gone)".to_owned(),
+        };
+        println!("{}{parent}{workspace}: {changed}", s.name);
     }
     Ok(ExitCode::SUCCESS)
 }
