@@ -126,7 +126,7 @@ impl Journal {
             return Err(Error::new(ErrorKind::InvalidInput, "open store")
                 .with_detail(format!("'{}' is not a Mirage journal", self.dir.join("journal").display())));
         }
-        let records = decode(&bytes[MAGIC.len()..]);
+        let records = decode(&bytes[MAGIC.len()..])?;
         for record in &records.records {
             state.apply(record)?;
         }
@@ -207,7 +207,7 @@ impl Journal {
         }
         let mut bytes = vec![0u8; (end - self.offset) as usize];
         std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, self.offset).map_err(|e| self.err(e))?;
-        let records = decode(&bytes);
+        let records = decode(&bytes)?;
         self.offset += records.good as u64;
         self.cut_torn_tail(end)?;
         Ok(CatchUp::Records(records.records))
@@ -293,19 +293,33 @@ struct Decoded {
     good: usize,
 }
 
-/// Decodes records until the end or the first torn or damaged one.
-fn decode(bytes: &[u8]) -> Decoded {
+/// Decodes records until the end or a torn last record (a write cut short: incomplete, or
+/// failing its checksum with nothing after it).
+///
+/// # Errors
+/// `InvalidInput` for a damaged record with records after it, or a whole record this version
+/// cannot read (written by another version of Mirage): the journal is then left alone rather
+/// than cut.
+fn decode(bytes: &[u8]) -> Result<Decoded> {
     let (mut records, mut pos) = (Vec::new(), 0);
+    let unreadable = |pos: usize, why: &str| {
+        Error::new(ErrorKind::InvalidInput, "journal")
+            .with_detail(format!("the record at byte {} is {why}; the store is left as it is", pos + MAGIC.len()))
+    };
     while pos + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
         let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else { break };
         if crc32fast::hash(payload) != crc {
-            break;
+            if pos + 8 + len == bytes.len() {
+                break;
+            }
+            return Err(unreadable(pos, "damaged (its checksum fails and records follow)"));
         }
-        let Ok(record) = bincode::deserialize::<Record>(payload) else { break };
+        let record = bincode::deserialize::<Record>(payload)
+            .map_err(|_| unreadable(pos, "unreadable (written by another version of Mirage?)"))?;
         records.push(record);
         pos += 8 + len;
     }
-    Decoded { records, good: pos }
+    Ok(Decoded { records, good: pos })
 }

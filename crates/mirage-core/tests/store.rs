@@ -349,3 +349,42 @@ async fn a_journal_of_mostly_dead_records_is_compacted_and_keeps_every_session_a
     assert_eq!(main.read_file("/data/shared").await.unwrap(), "from a");
     assert_eq!(reopened.session("fb").unwrap().read_file("/data/shared").await.unwrap(), "from b");
 }
+
+#[tokio::test]
+async fn a_journal_damaged_in_the_middle_or_from_another_version_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    {
+        let m = Mirage::open(dir.path()).unwrap();
+        mount_data(&m);
+        let s = m.create_session("main").unwrap();
+        s.write_file("/data/a", "first").await.unwrap();
+        s.write_file("/data/b", "second").await.unwrap();
+        s.flush().unwrap();
+    }
+    let good = std::fs::read(&journal).unwrap();
+    // A whole record (its checksum holds) that this version cannot read.
+    let junk: &[u8] = &[0xff, 0xff, 0xff, 0xff, b'?', b'?'];
+    let mut foreign = good.clone();
+    foreign.extend_from_slice(&(junk.len() as u32).to_le_bytes());
+    foreign.extend_from_slice(&crc32fast::hash(junk).to_le_bytes());
+    foreign.extend_from_slice(junk);
+    std::fs::write(&journal, &foreign).unwrap();
+    let e = Mirage::open(dir.path()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("another version"), "{e}");
+    assert_eq!(std::fs::read(&journal).unwrap(), foreign, "left as it is");
+    // A damaged byte in an early record, with records after it.
+    let mut damaged = good.clone();
+    let middle = 17 + 12;
+    damaged[middle] ^= 0xff;
+    std::fs::write(&journal, &damaged).unwrap();
+    let e = Mirage::open(dir.path()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(std::fs::read(&journal).unwrap(), damaged, "left as it is");
+    // A torn last record is still dropped, as after a crash.
+    std::fs::write(&journal, &good[..good.len() - 3]).unwrap();
+    let m = Mirage::open(dir.path()).unwrap();
+    mount_data(&m);
+    assert_eq!(m.session("main").unwrap().read_file("/data/a").await.unwrap(), "first");
+}
