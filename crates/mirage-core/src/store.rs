@@ -13,7 +13,9 @@
 //! a commit) loses nothing it reported as done; `flush` (and every commit) also `fsync`s,
 //! which makes the journal survive a power cut. On open, records are replayed in order; a
 //! torn record at the tail (a write cut short by a crash) fails its length or checksum and is
-//! dropped, and the file is truncated back to the last whole record.
+//! dropped, and the file is truncated back to the last whole record. A damaged record with
+//! records after it, or one this version cannot read, is an error: the journal is left as it
+//! is.
 //!
 //! Several processes may have a store open at once. Each holds an exclusive `flock(2)` on
 //! `lock` while it looks at or changes the sessions: it first applies the records the
