@@ -306,3 +306,20 @@ fn the_sandbox_init_reaps_orphans_and_relays_sigterm() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(42));
 }
+
+#[test]
+fn without_user_namespaces_the_message_says_what_is_missing() {
+    let host = Host::new();
+    // A user namespace of the test's own in which no further one may be created.
+    let script = format!("echo 0 > /proc/sys/user/max_user_namespaces && exec {BIN} --on-exit discard -- true");
+    let out = Command::new("unshare")
+        .args(["-Ur", "sh", "-c", &script])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("max_user_namespaces is 0") && stderr.contains("sysctl"), "{stderr}");
+}

@@ -61,7 +61,7 @@ pub(crate) fn helper() -> ! {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if let Err(e) = unshare(flags) {
-        fail(socket, &format!("cannot create the sandbox's namespaces: {e}. {}", userns_hint()));
+        fail(socket, &format!("cannot create the sandbox's namespaces ({e}). {}", userns_hint()));
     }
     let maps = [
         ("/proc/self/setgroups", "deny".to_owned()),
@@ -90,7 +90,12 @@ fn userns_hint() -> String {
     let restricted = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
         .is_ok_and(|v| v.trim() == "1");
     let disabled = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone").is_ok_and(|v| v.trim() == "0");
-    if restricted {
+    let limit = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").ok();
+    if limit.as_deref().map(str::trim) == Some("0") {
+        "User namespaces are turned off here (/proc/sys/user/max_user_namespaces is 0): raise it with \
+         `sudo sysctl user.max_user_namespaces=10000`, or ask whoever runs this container"
+            .to_owned()
+    } else if restricted {
         "This system restricts unprivileged user namespaces with AppArmor: allow them with \
          `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0` (or an AppArmor profile for mirage-run)"
             .to_owned()
