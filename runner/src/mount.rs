@@ -123,7 +123,12 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
         runtime: Some(runtime.handle().clone()),
         ..mirage_fuse::Options::default()
     };
-    let served = mirage_fuse::mount(&session, &mountpoint, &options).map_err(|e| fail("cannot mount", &e))?;
+    let served = mirage_fuse::mount(&session, &mountpoint, &options).map_err(|e| {
+        Failure::Run(match e.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => format!("cannot mount: {e}. {}", unprivileged_hint()),
+            _ => format!("cannot mount: {e}"),
+        })
+    })?;
     eprintln!(
         "mirage-run: session '{name}' over {} is mounted at {}\nmirage-run: stop with Ctrl-C or `mirage-run unmount {1}`",
         source.display(),
@@ -144,6 +149,28 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
         drop(served);
     }
     finish(&runtime, &session, &source, on_exit, false)
+}
+
+/// What an unprivileged user needs to mount, as this machine stands.
+fn unprivileged_hint() -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/dev/fuse").map(|m| m.permissions().mode() & 0o777).ok();
+    let helper = ["/usr/bin/fusermount3", "/bin/fusermount3"].iter().any(|p| Path::new(p).exists());
+    let mut needs = Vec::new();
+    if mode.is_some_and(|m| m & 0o006 != 0o006) {
+        needs.push(format!(
+            "/dev/fuse readable and writable by everyone (its mode is {:o}: `sudo chmod 0666 /dev/fuse`, the usual default)",
+            mode.unwrap_or(0)
+        ));
+    }
+    if !helper {
+        needs.push("fusermount3 (Debian and Ubuntu: `sudo apt install fuse3`)".to_owned());
+    }
+    if needs.is_empty() {
+        "Mounting needs root, or fusermount3 and a /dev/fuse everyone may use".to_owned()
+    } else {
+        format!("A user other than root needs {}", needs.join(" and "))
+    }
 }
 
 /// `mirage-run unmount MOUNTPOINT [--lazy]`.

@@ -133,3 +133,35 @@ fn mistakes_are_explained() {
     assert!(err.contains("needs --store"), "{err}");
     assert_eq!(run(&["frobnicate"]).0, Some(2));
 }
+
+#[test]
+fn an_unprivileged_user_mounts_through_fusermount3_or_is_told_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, mnt, nodes) = (dir.path().join("src"), dir.path().join("mnt"), tempfile::tempdir().unwrap());
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&mnt).unwrap();
+    fs::write(src.join("f"), "hello\n").unwrap();
+    Command::new("chown").args(["-R", "65534:65534"]).arg(dir.path()).status().unwrap();
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // In a mount namespace of the test's own, a private /dev/fuse node of the given mode; then,
+    // as nobody, mount, read through the mount and unmount.
+    let attempt = |mode: &str| {
+        let node = nodes.path().join(format!("fuse-{mode}"));
+        let script = format!(
+            "mount --make-rprivate / && mknod {node} c 10 229 && chmod {mode} {node} && mount --bind {node} /dev/fuse && \
+             exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '\
+               {BIN} mount {mnt} --source {src} & \
+               for i in $(seq 100); do test -e {mnt}/f && break; sleep 0.05; done; \
+               cat {mnt}/f; {BIN} unmount {mnt}; wait'",
+            node = node.display(),
+            mnt = mnt.display(),
+            src = src.display()
+        );
+        Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap()
+    };
+    let locked = attempt("600");
+    let stderr = String::from_utf8_lossy(&locked.stderr);
+    assert!(stderr.contains("chmod 0666 /dev/fuse"), "the fix is named: {stderr}");
+    let open = attempt("666");
+    assert_eq!(String::from_utf8_lossy(&open.stdout), "hello\n", "{}", String::from_utf8_lossy(&open.stderr));
+}

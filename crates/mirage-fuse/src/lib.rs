@@ -293,9 +293,6 @@ fn unmount_path(mountpoint: &Path, lazy: bool) -> io::Result<()> {
     let flag = if lazy { "-uz" } else { "-u" };
     match std::process::Command::new("fusermount3").arg(flag).arg(mountpoint).status() {
         Ok(status) if status.success() => Ok(()),
-        Ok(_) | Err(_) => Err(io::Error::new(
-            error.kind(),
-            format!("cannot unmount {}: {error} (and fusermount3 {flag} failed)", mountpoint.display()),
-        )),
+        Ok(_) | Err(_) => Err(io::Error::new(error.kind(), format!("{error} (and fusermount3 {flag} failed)"))),
     }
 }
