@@ -28,7 +28,7 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
        mirage-run commit NAME [--store DIR]
        mirage-run abort NAME [--store DIR]
        mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--passthrough] [--on-exit keep|commit|discard]
-                                   [--store DIR --session NAME]
+                                   [--session NAME [--store DIR]]
        mirage-run unmount MOUNTPOINT [--lazy]
 
 (run)     runs COMMAND in a sandbox whose root is a copy-on-write session: the current
@@ -49,8 +49,9 @@ sessions  lists the store's sessions; diff shows what one changed (--text: as a 
 mount     serves a copy-on-write session over DIR (default: the current directory) at
           MOUNTPOINT until Ctrl-C, SIGTERM or an unmount. Nothing reaches DIR unless the
           session is committed: --on-exit commit writes the changes back when it ends;
-          discard (the default without a store) drops them; keep (the default with --store)
-          keeps them in the store's session NAME, to mount again later.
+          discard (the default) drops them. --session NAME serves that session of the
+          store instead (created over DIR if new; its workspace at its own path) and keeps
+          its changes by default.
 unmount   unmounts a session mounted by `mirage-run mount` (--lazy: detach now, finish when
           the last user leaves).";
 

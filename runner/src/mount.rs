@@ -12,6 +12,7 @@ use std::time::Duration;
 use mirage_core::{LocalResource, Mirage, MountOptions};
 
 use crate::report::{OnExit, finish};
+use crate::sessions::Store;
 use crate::{Failure, UsageError};
 
 /// The arguments of `mirage-run mount`.
@@ -46,13 +47,14 @@ impl MountArgs {
             }
         }
         let mountpoint = mountpoint.ok_or_else(|| UsageError("mount needs a MOUNTPOINT".into()))?;
-        if on_exit == Some(OnExit::Keep) && store.is_none() {
+        if on_exit == Some(OnExit::Keep) && session.is_none() {
             return Err(UsageError(
-                "--on-exit keep needs --store DIR (a session without a store ends with the process)".into(),
+                "--on-exit keep needs --session NAME (a session of the store; without one, it ends with the process)"
+                    .into(),
             ));
         }
-        if session.is_some() && store.is_none() {
-            return Err(UsageError("--session NAME needs --store DIR".into()));
+        if store.is_some() && session.is_none() {
+            return Err(UsageError("--store DIR goes with --session NAME".into()));
         }
         let source = match source {
             Some(source) => source,
@@ -68,6 +70,9 @@ impl MountArgs {
 /// `--on-exit`.
 pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
+    // Signals are taken synchronously below: block them before any thread starts, so that
+    // every thread inherits the mask.
+    let signals = crate::signals::Signals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
     let source = args
         .source
         .canonicalize()
@@ -94,28 +99,36 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
             mountpoint.display()
         )));
     }
-    let on_exit = args.on_exit.unwrap_or(if args.store.is_some() { OnExit::Keep } else { OnExit::Discard });
-
+    let on_exit = args.on_exit.unwrap_or(if args.session.is_some() { OnExit::Keep } else { OnExit::Discard });
     let runtime = tokio::runtime::Runtime::new().map_err(|e| fail("cannot start", &e))?;
-    let mirage = match &args.store {
-        Some(store) => {
-            Mirage::open(store).map_err(|e| fail(&format!("cannot open the store {}", store.display()), &e))?
+    let (session, workspace, _claim) = match &args.session {
+        // A session of the store (as `mirage-run --session` makes them): its whole tree, with
+        // its workspace at its own path.
+        Some(name) => {
+            let dir = match &args.store {
+                Some(dir) => dir.clone(),
+                None => Store::default_dir()?,
+            };
+            let mut store = Store::open(&dir)?;
+            let session = match store.mirage.session(name) {
+                Ok(session) => session,
+                Err(_) => store.create(name, &source)?,
+            };
+            let workspace = store.workspace_of(name).map_or_else(|| source.clone(), Path::to_path_buf);
+            (session, workspace, Some(store.claim(name)?))
         }
-        None => Mirage::new(),
+        // A session of its own, over the source as its root.
+        None => {
+            let mirage = Mirage::new();
+            let resource = LocalResource::new(&source).map_err(|e| fail("cannot open the source", &e))?;
+            mirage
+                .mount("/", Arc::new(resource), MountOptions { read_only: args.read_only })
+                .map_err(|e| fail("cannot mount the source", &e))?;
+            let session = mirage.create_session("mount").map_err(|e| fail("cannot create the session", &e))?;
+            (session, source.clone(), None)
+        }
     };
-    let resource = LocalResource::new(&source).map_err(|e| fail("cannot open the source", &e))?;
-    mirage
-        .mount("/", Arc::new(resource), MountOptions { read_only: args.read_only })
-        .map_err(|e| fail("cannot mount the source", &e))?;
-    let name = args.session.clone().unwrap_or_else(|| "mount".to_owned());
-    let session = match mirage.session(&name) {
-        Ok(session) => session,
-        Err(_) => mirage.create_session(&name).map_err(|e| fail("cannot create the session", &e))?,
-    };
-
-    // Signals are taken synchronously below: block them before any thread starts, so that
-    // every thread inherits the mask.
-    let signals = crate::signals::Signals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    let name = session.name().map_err(|e| fail("the session is gone", &e))?;
     let options = mirage_fuse::Options {
         read_only: args.read_only,
         passthrough: args.passthrough,
@@ -148,7 +161,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     } else {
         drop(served);
     }
-    finish(&runtime, &session, &source, on_exit, false)
+    finish(&runtime, &session, &workspace, on_exit, false)
 }
 
 /// What an unprivileged user needs to mount, as this machine stands.

@@ -128,9 +128,12 @@ fn mistakes_are_explained() {
     let (code, err) = run(&["mount", "x", "--on-exit", "later"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("keep, commit or discard") && err.contains("usage:"), "{err}");
-    let (code, err) = run(&["mount", "x", "--session", "s"]);
+    let (code, err) = run(&["mount", "x", "--store", "/tmp"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("needs --store"), "{err}");
+    assert!(err.contains("goes with --session"), "{err}");
+    let (code, err) = run(&["mount", "x", "--on-exit", "keep"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("needs --session"), "{err}");
     assert_eq!(run(&["frobnicate"]).0, Some(2));
 }
 
@@ -164,4 +167,37 @@ fn an_unprivileged_user_mounts_through_fusermount3_or_is_told_what_is_missing() 
     assert!(stderr.contains("chmod 0666 /dev/fuse"), "the fix is named: {stderr}");
     let open = attempt("666");
     assert_eq!(String::from_utf8_lossy(&open.stdout), "hello\n", "{}", String::from_utf8_lossy(&open.stderr));
+}
+
+#[test]
+fn a_session_of_the_store_is_mounted_with_its_workspace_at_its_own_path() {
+    let (ws, store, mnt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ws_path = ws.path().canonicalize().unwrap();
+    fs::write(ws_path.join("README"), "project\n").unwrap();
+    // A run keeps its change in session 'work'.
+    let out = Command::new(BIN)
+        .args(["--session", "work", "--", "sh", "-c", "echo added > new.txt"])
+        .current_dir(&ws_path)
+        .env("MIRAGE_STORE", store.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let child = Command::new(BIN)
+        .args(["mount", mnt.path().to_str().unwrap(), "--session", "work", "--store", store.path().to_str().unwrap()])
+        .current_dir(&ws_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(mounted(mnt.path()) && alive(mnt.path())) {
+        assert!(Instant::now() < deadline, "the mount did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let inside = mnt.path().join(ws_path.strip_prefix("/").unwrap());
+    assert_eq!(fs::read_to_string(inside.join("new.txt")).unwrap(), "added\n", "the session's change");
+    assert_eq!(fs::read_to_string(inside.join("README")).unwrap(), "project\n");
+    signal(&child, libc::SIGTERM);
+    let (ok, stderr) = stderr_of(child);
+    assert!(ok && stderr.contains("kept in session 'work'"), "{stderr}");
+    assert!(!ws_path.join("new.txt").exists());
 }
