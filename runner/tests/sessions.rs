@@ -77,7 +77,7 @@ fn two_agents_run_on_two_forks_at_once_and_the_first_commit_wins() {
                 "--",
                 "sh",
                 "-c",
-                &format!("sleep 1; echo {text} > plan.md; echo {text} > {text}.txt"),
+                &format!("sleep 2; echo {text} > plan.md; echo {text} > {text}.txt"),
             ])
             .current_dir(w)
             .env("MIRAGE_STORE", s)
@@ -85,8 +85,13 @@ fn two_agents_run_on_two_forks_at_once_and_the_first_commit_wins() {
             .unwrap()
     };
     let (mut one, mut two) = (agent("one"), agent("two"));
-    // Both run at once; the same session twice at once is refused.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Both run at once (each sleeps a while in its fork); the same session twice at once is
+    // refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok(mirage_run(w, s, &["sessions"])).contains("base.2") {
+        assert!(std::time::Instant::now() < deadline, "the agents did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let busy = mirage_run(w, s, &["--session", "base.1", "--", "true"]);
     assert!(!busy.status.success());
     assert!(
