@@ -97,7 +97,6 @@ struct Plan {
 
 impl Plan {
     fn new(args: &RunArgs, config: Config) -> Result<Plan, Failure> {
-        let named = args.session.is_some() || args.fork.is_some();
         let net = match (args.net.clone(), &config.net) {
             (Some(net), _) => net,
             (None, Some(net)) => parse_net(net)?,
@@ -115,7 +114,6 @@ impl Plan {
             )
             .into());
         }
-        let _ = named;
         let system = config.system.unwrap_or_else(|| SYSTEM.iter().map(|d| Path::new("/").join(d)).collect());
         let home = config.home.unwrap_or_else(|| HOME_ENTRIES.iter().map(|e| (*e).to_owned()).collect());
         let mut mounts = config.mount;

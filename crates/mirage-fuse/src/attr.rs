@@ -28,13 +28,18 @@ impl Owner {
 /// The block size reported, and the unit of `blocks`.
 const BLOCK: u32 = 4096;
 
-/// The kernel's view of `meta` at inode `ino`.
-pub(crate) fn file_attr(ino: INodeNo, meta: &Metadata, owner: Owner) -> FileAttr {
-    let kind = match meta.file_type {
+/// The kernel's name for a kind of entry.
+pub(crate) fn kind(t: FileType) -> Kind {
+    match t {
         FileType::File => Kind::RegularFile,
         FileType::Dir => Kind::Directory,
         FileType::Symlink => Kind::Symlink,
-    };
+    }
+}
+
+/// The kernel's view of `meta` at inode `ino`.
+pub(crate) fn file_attr(ino: INodeNo, meta: &Metadata, owner: Owner) -> FileAttr {
+    let kind = kind(meta.file_type);
     FileAttr {
         ino,
         size: meta.size,

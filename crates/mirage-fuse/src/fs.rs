@@ -21,9 +21,9 @@ use fuser::{
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
-use mirage_core::{DirEntry, FileType, Metadata, Session, VPath};
+use mirage_core::{DirEntry, Metadata, Session, VPath};
 
-use crate::attr::{Owner, child, errno, file_attr, negative_attr, orphan_attr};
+use crate::attr::{Owner, child, errno, file_attr, kind, negative_attr, orphan_attr};
 use crate::inodes::{Inodes, Orphan, SharedOrphan, Target};
 
 thread_local! {
@@ -289,11 +289,11 @@ impl MirageFs {
     }
 }
 
-fn kind(t: FileType) -> Kind {
-    match t {
-        FileType::File => Kind::RegularFile,
-        FileType::Dir => Kind::Directory,
-        FileType::Symlink => Kind::Symlink,
+/// Answers a request that returns nothing but success or an errno.
+fn reply_empty(result: Result<(), Errno>, reply: ReplyEmpty) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
     }
 }
 
@@ -417,10 +417,7 @@ impl Filesystem for MirageFs {
             self.inodes.removed(&path, orphan);
             Ok(())
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        reply_empty(result, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -429,10 +426,7 @@ impl Filesystem for MirageFs {
             self.inodes.removed(&path, None);
             Ok(())
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        reply_empty(result, reply);
     }
 
     fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -470,10 +464,7 @@ impl Filesystem for MirageFs {
             }
             Ok(())
         })();
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        reply_empty(result, reply);
     }
 
     fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
@@ -595,10 +586,7 @@ impl Filesystem for MirageFs {
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // The session's changes are durable once its store has them (a no-op without one).
-        match self.session.flush() {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        reply_empty(self.session.flush().map_err(|e| errno(&e)), reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
