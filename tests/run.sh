@@ -26,10 +26,11 @@ if ! need cargo-zigbuild; then
     step "installing cargo-zigbuild"
     cargo install --locked cargo-zigbuild
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import ziglang' 2>/dev/null; then
-    step "installing zig (PyPI ziglang) into .venv"
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check ziglang
+# Python tools in .venv: zig, and moto, the S3 server the object-store tests run against.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import ziglang' 2>/dev/null || [ ! -x .venv/bin/moto_server ]; then
+    step "installing zig (PyPI ziglang) and moto[server] into .venv"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check ziglang "moto[server]"
 fi
 # Debian packages the tests use: objdump checks the addon's glibc symbols; the FUSE tests run
 # real programs (rg, sqlite3, git) on a mount, fusermount3 serves unprivileged users, and the

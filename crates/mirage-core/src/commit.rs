@@ -366,7 +366,7 @@ impl Session {
         }
         match result {
             Ok(()) => Ok(report),
-            Err(e) => Err(e.with_detail(format!(
+            Err(e) => Err(e.add_detail(format!(
                 "commit stopped after applying {} of {} changes; the rest stays in the session",
                 report.applied.len(),
                 steps.len()

@@ -205,6 +205,16 @@ impl Error {
         self
     }
 
+    /// Adds to the explanation, after what it already says.
+    pub fn add_detail(mut self, more: impl Into<String>) -> Self {
+        let more = more.into();
+        self.0.detail = Some(match self.0.detail.take() {
+            Some(detail) => format!("{detail}; {more}"),
+            None => more,
+        });
+        self
+    }
+
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.0.source = Some(Box::new(source));
@@ -216,6 +226,7 @@ impl Error {
     pub fn in_mount(mut self, mount: &VPath) -> Self {
         if self.0.mount.is_none() {
             self.0.path = self.0.path.map(|p| p.rebase(mount));
+            self.0.conflicts = std::mem::take(&mut self.0.conflicts).iter().map(|p| p.rebase(mount)).collect();
             self.0.mount = Some(mount.clone());
         }
         self
@@ -327,6 +338,11 @@ mod tests {
             assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
         }
         assert_eq!(ErrorKind::from_code("EWHAT"), None);
+        let rebased = Error::conflict("commit", vec![VPath::parse("/x").unwrap()], "sibling committed first")
+            .in_mount(&VPath::parse("/data").unwrap())
+            .add_detail("nothing was written");
+        assert_eq!(rebased.conflicts(), [VPath::parse("/data/x").unwrap()], "a resource's paths become virtual ones");
+        assert_eq!(rebased.detail(), Some("sibling committed first; nothing was written"));
         assert_eq!(e.to_string(), "commit: conflict on '/x' (sibling committed first)");
     }
 

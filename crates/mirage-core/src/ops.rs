@@ -95,7 +95,8 @@ impl Session {
         self.check_writable("write", &path)?;
         let mode = match found.file_type() {
             Some(FileType::Dir) => return Err(err(ErrorKind::IsADirectory, "write", &path)),
-            Some(_) => self.copy_up(&path, &found).await?.attr.mode,
+            // The old content is replaced whole: only its mode carries over, so nothing is read.
+            Some(_) => self.metadata(&found).map_or(0o644, |meta| meta.mode),
             None => 0o644,
         };
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data.into())));
