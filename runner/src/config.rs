@@ -11,8 +11,12 @@
 //!
 //! [[mount]]
 //! path = "/data"               # where it appears in the sandbox
-//! source = "local:/srv/data"   # local:DIR (relative to the workspace) or memory:
+//! source = "local:/srv/data"   # local:DIR (relative to the workspace), memory:, or a URL
 //! read_only = true
+//!
+//! [[mount]]
+//! path = "/bucket"
+//! source = "s3://my-bucket/data?region=eu-west-1"   # see mirage_resources::open
 //! ```
 //!
 //! Command-line options win over the file; `--mount PATH=SOURCE` and `--mount-ro` add to its
@@ -53,6 +57,8 @@ pub(crate) enum Source {
     Local(PathBuf),
     /// An empty RAM tree.
     Memory,
+    /// A remote resource named by a URL (`s3://bucket/prefix`, ...).
+    Remote(String),
 }
 
 impl MountEntry {
@@ -72,10 +78,14 @@ impl MountEntry {
             Ok(Source::Local(dir))
         } else if self.source == "memory:" {
             Ok(Source::Memory)
+        } else if mirage_resources::SCHEMES.iter().any(|scheme| self.source.starts_with(scheme)) {
+            Ok(Source::Remote(self.source.clone()))
         } else {
             Err(format!(
-                "mount {}: unknown source '{}' (local:DIR or memory:; remote resources are not available yet)",
-                self.path, self.source
+                "mount {}: unknown source '{}' (local:DIR, memory:, or a URL: {})",
+                self.path,
+                self.source,
+                mirage_resources::SCHEMES.join(", ")
             ))
         }
     }
@@ -112,6 +122,12 @@ mod tests {
         let flag = MountEntry::from_flag("/scratch=memory:", false).unwrap();
         assert_eq!(flag.source(Path::new("/")).unwrap(), Source::Memory);
         assert!(MountEntry::from_flag("/scratch", false).is_err());
-        assert!(MountEntry::from_flag("/x=s3://bucket", false).unwrap().source(Path::new("/")).is_err());
+        let remote = MountEntry::from_flag("/x=s3://bucket/p?endpoint=http://127.0.0.1:9000", false).unwrap();
+        assert_eq!(
+            remote.source(Path::new("/")).unwrap(),
+            Source::Remote("s3://bucket/p?endpoint=http://127.0.0.1:9000".into())
+        );
+        let unknown = MountEntry::from_flag("/x=ftp://host/dir", false).unwrap().source(Path::new("/")).unwrap_err();
+        assert!(unknown.contains("s3://"), "the message lists what is understood: {unknown}");
     }
 }

@@ -38,7 +38,7 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
           NAME (a new fork of it). On exit, a summary of the changes; --on-exit keep (the
           default) keeps them in the session, commit writes them to the workspace (or the
           parent session), discard drops them. --net none: no
-          network at all; --net tcp:443,80: TCP connections to those ports only (Landlock). --mount /data=local:DIR (or memory:) adds a mount to the
+          network at all; --net tcp:443,80: TCP connections to those ports only (Landlock). --mount /data=local:DIR (or memory:, or a URL such as s3://bucket/prefix) adds a mount to the
           session's tree (--mount-ro: read-only). ./mirage.toml (or
           ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, [[mount]].
 sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);

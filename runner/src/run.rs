@@ -154,6 +154,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 Arc::new(LocalResource::new(&dir).map_err(|e| fail(&format!("mount {}", entry.path), &e))?)
             }
             Source::Memory => Arc::new(MemoryResource::new()),
+            Source::Remote(url) => {
+                mirage_resources::open(&url).map_err(|e| fail(&format!("mount {}", entry.path), &e))?
+            }
         };
         mirage
             .mount(&entry.path, resource, MountOptions { read_only: entry.read_only })

@@ -1,0 +1,42 @@
+//! `--mount PATH=URL`: a remote resource in a sandboxed run's tree, read and written by the
+//! command, committed to the real server on exit.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use mirage_core::{Resource, VPath};
+use mirage_resources::testing::Moto;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_mounted_with_a_url_is_read_and_written_by_the_command() {
+    let moto = Moto::start();
+    moto.bucket("runs");
+    assert_eq!(moto.request("PUT", "/runs/shared/in.txt", b"from the bucket\n"), 200);
+    let url = moto.url("runs", "shared", "");
+    let (workspace, home, store) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = Command::new(BIN)
+        .args(["--mount", &format!("/bucket={url}"), "--on-exit", "commit", "--"])
+        .args(["sh", "-c", "cat /bucket/in.txt && ls /bucket && echo written > /bucket/out.txt"])
+        .current_dir(workspace.path())
+        .env("HOME", home.path())
+        .env("MIRAGE_STORE", store.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout, "from the bucket\nin.txt\n");
+    let bucket: Arc<dyn Resource> = mirage_resources::open(&url).unwrap();
+    let written = bucket.read(&VPath::parse("/out.txt").unwrap(), 0, 100).await.unwrap();
+    assert_eq!(written.as_ref(), b"written\n", "the commit on exit put the file in the bucket");
+}
+
+#[test]
+fn an_unknown_url_is_refused_with_what_is_understood() {
+    let out = Command::new(BIN).args(["--mount", "/x=ftp://host/dir", "--", "true"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("s3://") && stderr.contains("ftp://host/dir"), "{stderr}");
+}
