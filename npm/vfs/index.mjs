@@ -4,5 +4,5 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const vfs = require('./dist/index.js')
 
-export const { Mirage, Session, Stats, Dirent, memory, local, isMirageError } = vfs
+export const { Mirage, Session, Stats, Dirent, memory, local, remote, isMirageError } = vfs
 export default vfs

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use napi::bindgen_prelude::{
     BufferSlice, Either, Float64ArraySlice, FromNapiValue, PromiseRaw, ToNapiValue, TypeName, ValueType,
+    within_runtime_if_available,
 };
 use napi::{Env, Status};
 use napi::{check_status, sys};
@@ -90,7 +91,8 @@ where
     F: Future<Output = mirage_core::Result<O>> + Send + 'static,
 {
     let mut fut = Box::pin(fut);
-    match fut.as_mut().now_or_never() {
+    // Inside the runtime's context: a remote resource may start I/O on the first poll.
+    match within_runtime_if_available(|| fut.as_mut().now_or_never()) {
         Some(result) => now(env, result.map_err(js_error)?).map(Either::A),
         None => env.spawn_future(async move { fut.await.map(later).map_err(js_error) }).map(Either::B),
     }
@@ -130,7 +132,7 @@ pub(crate) fn now<T, F>(fut: F) -> napi::Result<T>
 where
     F: Future<Output = mirage_core::Result<T>>,
 {
-    match fut.now_or_never() {
+    match within_runtime_if_available(|| fut.now_or_never()) {
         Some(result) => result.map_err(js_error),
         None => Err(js_error(
             mirage_core::Error::new(ErrorKind::Unsupported, "sync call")

@@ -20,5 +20,5 @@ mod mirage;
 mod session;
 
 pub use js_resource::{ReplyError, ResourceCall, ResourceReply};
-pub use mirage::{Mirage, Resource, custom, local, memory};
+pub use mirage::{Mirage, Resource, custom, local, memory, remote};
 pub use session::Session;

@@ -51,6 +51,19 @@ pub fn local(dir: String, read_only: Option<bool>) -> Result<Resource> {
     Ok(Resource { inner: Arc::new(resource) })
 }
 
+/// A remote resource named by a URL: an S3 bucket or prefix (`s3://bucket/prefix`), Google
+/// Cloud Storage (`gs://`), Azure Blob Storage (`az://`). Options go in the query string
+/// (`?endpoint=...&region=...&cache_ttl=30s`); credentials come from the usual environment
+/// variables (and the AWS profile files).
+///
+/// ```js
+/// mirage.mount('/data', remote('s3://my-bucket/data?region=eu-west-1'))
+/// ```
+#[napi]
+pub fn remote(url: String) -> Result<Resource> {
+    Ok(Resource { inner: mirage_resources::open(&url).map_err(js_error)? })
+}
+
 /// A resource implemented in JavaScript. `dispatch` is called with one `ResourceCall` per
 /// primitive and resolves to a `ResourceReply`; `ops` names the primitives it implements.
 /// The `@mirage/vfs` wrapper builds both from an object implementing its `Resource`

@@ -1,7 +1,7 @@
 /**
  * `@mirage/vfs`: Mirage's virtual filesystem for agents, in the spirit of `node:fs/promises`.
  *
- * One tree of mounts (RAM, host directories, resources you write in TypeScript), seen through
+ * One tree of mounts (RAM, host directories, buckets, resources you write in TypeScript), seen through
  * sessions: copy-on-write views that fork in O(1), diff, and commit the winner.
  *
  * ```ts
@@ -763,7 +763,7 @@ function customResource(r: Resource): native.Resource {
   return native.custom(dispatch, ops, r.name ?? 'custom')
 }
 
-/** A native resource: `memory()`, `local(dir)`. */
+/** A native resource: `memory()`, `local(dir)`, `remote(url)`. */
 export type NativeResource = native.Resource
 
 /** A filesystem in RAM. */
@@ -774,6 +774,21 @@ export function memory(): NativeResource {
 /** A host directory, confined to it: neither `..` nor a symbolic link inside it reaches out. */
 export function local(dir: string, options?: { readOnly?: boolean }): NativeResource {
   return sync(() => native.local(dir, options?.readOnly ?? false))
+}
+
+/**
+ * A remote resource named by a URL: an S3 bucket or prefix (`s3://bucket/prefix`), Google
+ * Cloud Storage (`gs://bucket`), Azure Blob Storage (`az://container`). Options go in the
+ * query string (`?endpoint=http://127.0.0.1:9000&region=eu-west-1&cache_ttl=30s`); credentials
+ * come from the usual environment variables (and the AWS profile files). Nothing is fetched
+ * until the first operation; operations on it settle once the server has answered.
+ *
+ * ```ts
+ * mirage.mount('/data', remote('s3://my-bucket/data?region=eu-west-1'))
+ * ```
+ */
+export function remote(url: string): NativeResource {
+  return sync(() => native.remote(url))
 }
 
 /** A mount of the table. */
