@@ -33,11 +33,12 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import ziglang' 2>/dev/nu
     .venv/bin/pip install --quiet --disable-pip-version-check ziglang "moto[server]"
 fi
 # Debian packages the tests use: objdump checks the addon's glibc symbols; the FUSE tests run
-# real programs (rg, sqlite3, git) on a mount, fusermount3 serves unprivileged users, and the
-# sandbox tests drive a terminal (vim) with script and an unprivileged user with setpriv.
+# real programs (rg, sqlite3, git) on a mount, fusermount3 serves unprivileged users, the
+# sandbox tests drive a terminal (vim) with script and an unprivileged user with setpriv, and
+# the WebDAV tests run Apache with mod_dav (in /usr/sbin, which may not be on a user's PATH).
 missing=()
-for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3 script:bsdutils setpriv:util-linux vim:vim; do
-    need "${pair%%:*}" || missing+=("${pair#*:}")
+for pair in objdump:binutils rg:ripgrep sqlite3:sqlite3 git:git fusermount3:fuse3 script:bsdutils setpriv:util-linux vim:vim apache2:apache2; do
+    need "${pair%%:*}" || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     step "installing ${missing[*]}"

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use mirage_core::{Resource, VPath};
-use mirage_resources::testing::Moto;
+use mirage_resources::testing::{Apache, Moto};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
 
@@ -31,6 +31,27 @@ async fn a_bucket_mounted_with_a_url_is_read_and_written_by_the_command() {
     let bucket: Arc<dyn Resource> = mirage_resources::open(&url).unwrap();
     let written = bucket.read(&VPath::parse("/out.txt").unwrap(), 0, 100).await.unwrap();
     assert_eq!(written.as_ref(), b"written\n", "the commit on exit put the file in the bucket");
+}
+
+#[test]
+fn a_webdav_collection_mounted_with_a_url_is_read_and_written_by_the_command() {
+    let apache = Apache::start();
+    apache.mkcol("/dav/team");
+    apache.put("/dav/team/in.txt", b"from the server\n");
+    let (workspace, home, store) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = Command::new(BIN)
+        .args(["--mount", &format!("/shared={}", apache.url("/team", "")), "--on-exit", "commit", "--"])
+        .args(["sh", "-c", "cat /shared/in.txt && echo written > /shared/out.txt"])
+        .current_dir(workspace.path())
+        .env("HOME", home.path())
+        .env("MIRAGE_STORE", store.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout, "from the server\n");
+    assert_eq!(apache.get("/dav/team/out.txt").as_deref(), Some(&b"written\n"[..]));
 }
 
 #[test]

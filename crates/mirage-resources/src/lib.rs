@@ -7,6 +7,8 @@
 //! - [`ObjectResource`]: a bucket or a prefix of one in an object store: Amazon S3 and
 //!   S3-compatible servers (`s3://`), Google Cloud Storage (`gs://`), Azure Blob Storage
 //!   (`az://`), through the `object_store` crate.
+//! - `WebDavResource` (the `webdav` feature): a collection on a WebDAV server such as
+//!   Nextcloud or Apache's mod_dav (`webdav://`, `davs://`, `nextcloud://`).
 //!
 //! [`open`] turns a URL into the right resource:
 //!
@@ -23,21 +25,32 @@
 //! # }
 //! ```
 
+mod cache;
 mod object;
+mod options;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "webdav")]
+mod webdav;
 
 use std::sync::Arc;
 
 use mirage_core::{Error, ErrorKind, Resource, Result};
 
 pub use object::{ObjectOptions, ObjectResource};
+#[cfg(feature = "webdav")]
+pub use webdav::{WebDavOptions, WebDavResource};
 
 /// The URL schemes [`open`] understands, for messages and help texts.
+#[cfg(feature = "webdav")]
+pub const SCHEMES: &[&str] = &["s3://", "gs://", "az://", "webdav://", "davs://", "webdavs://", "nextcloud://"];
+/// The URL schemes [`open`] understands, for messages and help texts.
+#[cfg(not(feature = "webdav"))]
 pub const SCHEMES: &[&str] = &["s3://", "gs://", "az://"];
 
 /// Opens the resource a URL names, with the options its query string gives (see
-/// [`ObjectOptions::from_url`] for object stores).
+/// [`ObjectOptions::from_url`] for object stores, and `WebDavOptions::from_url` for WebDAV
+/// servers).
 ///
 /// # Errors
 /// `InvalidInput` for a URL that does not parse, an unknown scheme or option, or a bad option
@@ -47,6 +60,10 @@ pub fn open(url: &str) -> Result<Arc<dyn Resource>> {
     match scheme {
         "s3" | "s3a" | "gs" | "az" | "adl" | "azure" | "abfs" | "abfss" => {
             Ok(Arc::new(ObjectResource::open(url, ObjectOptions::default())?))
+        }
+        #[cfg(feature = "webdav")]
+        "webdav" | "davs" | "webdavs" | "nextcloud" => {
+            Ok(Arc::new(WebDavResource::open(url, WebDavOptions::default())?))
         }
         _ => Err(Error::new(ErrorKind::InvalidInput, "mount")
             .with_detail(format!("unknown resource URL '{url}' (expected one of {})", SCHEMES.join(", ")))),

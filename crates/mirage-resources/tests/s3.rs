@@ -250,3 +250,21 @@ async fn directory_markers_made_by_other_tools_are_directories() {
     let inside: Vec<_> = session.read_dir("/data/full").await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(inside, ["file.txt"], "the marker itself is not an entry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_shows_in_listings_at_once_and_others_changes_after_the_ttl() {
+    let moto = Moto::start();
+    moto.bucket("fresh");
+    let resource = open(&moto.url("fresh", "", "&cache_ttl=3s"));
+    put_all(resource.store(), vec![("old.txt".into(), b"old".to_vec())]).await;
+    let session = session(resource.clone());
+    assert_eq!(session.read_dir("/data").await.unwrap().len(), 1);
+    session.write_file("/data/mine.txt", "mine").await.unwrap();
+    session.commit(CommitOptions::default()).await.unwrap();
+    let names = |entries: Vec<mirage_core::DirEntry>| entries.into_iter().map(|e| e.name).collect::<Vec<_>>();
+    assert_eq!(names(resource.list(&p("/")).await.unwrap()), ["mine.txt", "old.txt"], "our own write, at once");
+    put_all(resource.store(), vec![("theirs.txt".into(), b"theirs".to_vec())]).await;
+    assert_eq!(resource.list(&p("/")).await.unwrap().len(), 2, "someone else's, not before the TTL");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(names(resource.list(&p("/")).await.unwrap()), ["mine.txt", "old.txt", "theirs.txt"]);
+}

@@ -11,6 +11,7 @@ use object_store::{ClientOptions, ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
 use super::profile;
+use crate::options::{self, invalid};
 
 /// How an [`super::ObjectResource`] talks to its store. Every field can also be set in the
 /// URL's query string (`s3://bucket/prefix?cache_ttl=30s&endpoint=http://127.0.0.1:9000`);
@@ -58,10 +59,6 @@ impl Default for ObjectOptions {
 
 const MIN_PART: usize = 5 << 20;
 
-fn invalid(detail: String) -> Error {
-    Error::new(ErrorKind::InvalidInput, "mount").with_detail(detail)
-}
-
 impl ObjectOptions {
     /// Applies the options in `url`'s query string on top of these, and returns the URL
     /// without its query.
@@ -69,14 +66,11 @@ impl ObjectOptions {
     /// # Errors
     /// `InvalidInput` for a URL that does not parse or a value that does not.
     pub fn from_url(mut self, url: &str) -> Result<(Self, Url)> {
-        let mut parsed = Url::parse(url).map_err(|e| invalid(format!("'{url}' is not a URL: {e}")))?;
-        let pairs: Vec<(String, String)> =
-            parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        parsed.set_query(None);
+        let (url, pairs) = options::split_query(url)?;
         for (key, value) in pairs {
             self.set(&key, &value)?;
         }
-        Ok((self, parsed))
+        Ok((self, url))
     }
 
     /// Sets one option by its query-string name.
@@ -84,25 +78,25 @@ impl ObjectOptions {
     /// # Errors
     /// `InvalidInput` when the value does not parse.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let bad = |what: &str| invalid(format!("option {key}={value}: expected {what}"));
         match key {
-            "cache_ttl" => self.cache_ttl = parse_duration(value).ok_or_else(|| bad("a duration such as 10s"))?,
-            "timeout" => self.timeout = parse_duration(value).ok_or_else(|| bad("a duration such as 30s"))?,
-            "connect_timeout" => {
-                self.connect_timeout = parse_duration(value).ok_or_else(|| bad("a duration such as 5s"))?
-            }
-            "retry_timeout" => self.retry_timeout = parse_duration(value).ok_or_else(|| bad("a duration"))?,
-            "retries" => self.retries = value.parse().map_err(|_| bad("a number"))?,
-            "multipart_threshold" => self.multipart_threshold = parse_size(value).ok_or_else(|| bad("a size"))?,
+            "cache_ttl" => self.cache_ttl = options::duration(key, value)?,
+            "timeout" => self.timeout = options::duration(key, value)?,
+            "connect_timeout" => self.connect_timeout = options::duration(key, value)?,
+            "retry_timeout" => self.retry_timeout = options::duration(key, value)?,
+            "retries" => self.retries = options::number(key, value)?,
+            "multipart_threshold" => self.multipart_threshold = options::size(key, value)?,
             "part_size" => {
-                self.part_size =
-                    parse_size(value).filter(|s| *s >= MIN_PART).ok_or_else(|| bad("a size of 5MiB or more"))?
+                let size = options::size(key, value)?;
+                if size < MIN_PART {
+                    return Err(options::bad_value(key, value, "a size of 5MiB or more"));
+                }
+                self.part_size = size;
             }
-            "read_only" => self.read_only = parse_bool(value).ok_or_else(|| bad("true or false"))?,
+            "read_only" => self.read_only = options::flag(key, value)?,
             // Path-style addressing (`http://host/bucket/key`) is object_store's default;
             // `path_style=false` asks for virtual-hosted style (`http://bucket.host/key`).
             "path_style" => {
-                let path_style = parse_bool(value).ok_or_else(|| bad("true or false"))?;
+                let path_style = options::flag(key, value)?;
                 self.store.push(("virtual_hosted_style_request".into(), (!path_style).to_string()));
             }
             _ => self.store.push((key.to_owned(), value.to_owned())),
@@ -198,63 +192,9 @@ pub(super) fn open(url: &Url, options: &ObjectOptions) -> Result<Opened> {
     Ok(Opened { store, root, describe })
 }
 
-/// `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
-fn parse_duration(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    let split = value.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1e3,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
-/// `16MiB`, `8M`, `512KiB`, `1GiB`, or a plain number of bytes (units are powers of 1024).
-fn parse_size(value: &str) -> Option<usize> {
-    let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: usize = number.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return None,
-    };
-    number.checked_mul(1 << shift)
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_sizes_and_flags_parse() {
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_size("8MiB"), Some(8 << 20));
-        assert_eq!(parse_size("512k"), Some(512 << 10));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("lots"), None);
-        assert_eq!(parse_bool("yes"), Some(true));
-    }
 
     #[test]
     fn the_query_string_sets_options_and_is_removed() {

@@ -8,7 +8,9 @@
 //! object store keeps no empty directories.
 //!
 //! - Listings are lazy (one delimiter listing per directory, when it is read) and, with the
-//!   metadata of single objects, cached for [`ObjectOptions::cache_ttl`].
+//!   metadata of single objects, cached for [`ObjectOptions::cache_ttl`]. When a listing
+//!   expires, the next lookup in that directory lists it again (a request per 1,000 keys)
+//!   rather than asking for each object with a HEAD.
 //! - Reads are ranged: only the bytes asked for are fetched.
 //! - [`Resource::put`] (what a commit calls) is conditional: `If-None-Match: *` for a new key,
 //!   `If-Match` on the ETag the session saw for a changed one, so a key someone else changed
@@ -19,7 +21,6 @@
 //! - `rename` is a copy and a delete per object: not atomic, and the capabilities say so.
 //! - Objects have no permission bits, symlinks or settable times: those are `ENOTSUP`.
 
-mod cache;
 mod config;
 mod profile;
 
@@ -41,8 +42,9 @@ use object_store::{
     UpdateVersion, WriteMultipart,
 };
 
-use cache::{Listing, MetaCache};
 pub use config::ObjectOptions;
+
+use crate::cache::{Listing, MetaCache};
 
 /// Parts of a multipart upload in flight at once.
 const PART_CONCURRENCY: usize = 4;
@@ -193,26 +195,10 @@ impl ObjectResource {
     /// What `path` is, from the cache when it knows; `None` when nothing is there. A path
     /// below a file fails with `NotADirectory`.
     async fn lookup(&self, path: &VPath) -> Result<Option<Metadata>> {
-        let found = match self.cache.entry(path) {
-            Some(found) => found,
-            None => {
-                let found = self.fetch_stat(path).await?;
-                self.cache.set_entry(path, found.clone());
-                found
-            }
-        };
-        if found.is_none()
-            && let Some(parent) = path.parent()
-        {
-            match Box::pin(self.lookup(&parent)).await {
-                Ok(Some(meta)) if !meta.is_dir() => {
-                    return Err(Error::new(ErrorKind::NotADirectory, "stat").with_path(path.clone()));
-                }
-                Err(e) if e.kind() == ErrorKind::NotADirectory => return Err(e.with_path(path.clone())),
-                _ => {}
-            }
-        }
-        Ok(found)
+        let fetch = |path: VPath| async move { self.fetch_stat(&path).await };
+        // Through the trait: a boxed future, as listing may look paths up in turn.
+        let relist = |dir: VPath| async move { self.list(&dir).await.map(drop) };
+        self.cache.lookup(path, fetch, relist).await
     }
 
     async fn require(&self, op: &'static str, path: &VPath) -> Result<Metadata> {
