@@ -197,7 +197,7 @@ async fn a_server_that_dies_mid_commit_loses_nothing_and_a_retry_completes() {
     moto.bucket("crash");
     let resource = open(&moto.url("crash", "", ""));
     let session = session(resource.clone());
-    const FILES: usize = 300;
+    const FILES: usize = 1000;
     for i in 0..FILES {
         session.write_file(&format!("/data/f{i:03}"), format!("content {i}")).await.unwrap();
     }
