@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: Rust (fmt, clippy, nextest, doctests), the @mirage/vfs
-# package (built as it ships, then `node --test`), and the examples. Safe to run again and
-# again on a fresh machine: it installs only what is missing.
+# Runs every test of the workspace: the GitHub API server the Rust tests use (`node --test`,
+# against GitHub's API description and recorded answers), Rust (fmt, clippy, nextest,
+# doctests), the @mirage/vfs package (built as it ships, then `node --test`), and the
+# examples. Safe to run again and again on a fresh machine: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -55,6 +56,9 @@ export PATH="$root/.venv/bin:$PATH"
 
 step "npm install"
 npm install --no-audit --no-fund --ignore-scripts
+
+step "GitHub API server (node --test)"
+npm test --workspace mirage-github-server
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

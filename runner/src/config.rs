@@ -78,14 +78,14 @@ impl MountEntry {
             Ok(Source::Local(dir))
         } else if self.source == "memory:" {
             Ok(Source::Memory)
-        } else if mirage_resources::SCHEMES.iter().any(|scheme| self.source.starts_with(scheme)) {
+        } else if mirage_resources::schemes().iter().any(|scheme| self.source.starts_with(scheme)) {
             Ok(Source::Remote(self.source.clone()))
         } else {
             Err(format!(
                 "mount {}: unknown source '{}' (local:DIR, memory:, or a URL: {})",
                 self.path,
                 self.source,
-                mirage_resources::SCHEMES.join(", ")
+                mirage_resources::schemes().join(", ")
             ))
         }
     }

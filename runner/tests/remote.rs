@@ -5,21 +5,17 @@ use std::process::Command;
 use std::sync::Arc;
 
 use mirage_core::{Resource, VPath};
-use mirage_resources::testing::{Apache, Moto};
+use mirage_resources::testing::{Apache, GitHub, Moto, git};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mirage-run");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_mounted_with_a_url_is_read_and_written_by_the_command() {
-    let moto = Moto::start();
-    moto.bucket("runs");
-    assert_eq!(moto.request("PUT", "/runs/shared/in.txt", b"from the bucket\n"), 200);
-    let url = moto.url("runs", "shared", "");
+/// Runs `mirage-run --mount PATH=URL --on-exit commit -- sh -c SCRIPT` in a fresh workspace,
+/// home and store; returns what the command printed, after checking that it succeeded.
+fn run_with(mount: &str, url: &str, script: &str) -> String {
     let (workspace, home, store) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let out = Command::new(BIN)
-        .args(["--mount", &format!("/bucket={url}"), "--on-exit", "commit", "--"])
-        .args(["sh", "-c", "cat /bucket/in.txt && ls /bucket && echo written > /bucket/out.txt"])
+        .args(["--mount", &format!("{mount}={url}"), "--on-exit", "commit", "--", "sh", "-c", script])
         .current_dir(workspace.path())
         .env("HOME", home.path())
         .env("MIRAGE_STORE", store.path())
@@ -27,6 +23,16 @@ async fn a_bucket_mounted_with_a_url_is_read_and_written_by_the_command() {
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    stdout.into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_mounted_with_a_url_is_read_and_written_by_the_command() {
+    let moto = Moto::start();
+    moto.bucket("runs");
+    assert_eq!(moto.request("PUT", "/runs/shared/in.txt", b"from the bucket\n"), 200);
+    let url = moto.url("runs", "shared", "");
+    let stdout = run_with("/bucket", &url, "cat /bucket/in.txt && ls /bucket && echo written > /bucket/out.txt");
     assert_eq!(stdout, "from the bucket\nin.txt\n");
     let bucket: Arc<dyn Resource> = mirage_resources::open(&url).unwrap();
     let written = bucket.read(&VPath::parse("/out.txt").unwrap(), 0, 100).await.unwrap();
@@ -38,20 +44,26 @@ fn a_webdav_collection_mounted_with_a_url_is_read_and_written_by_the_command() {
     let apache = Apache::start();
     apache.mkcol("/dav/team");
     apache.put("/dav/team/in.txt", b"from the server\n");
-    let (workspace, home, store) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let out = Command::new(BIN)
-        .args(["--mount", &format!("/shared={}", apache.url("/team", "")), "--on-exit", "commit", "--"])
-        .args(["sh", "-c", "cat /shared/in.txt && echo written > /shared/out.txt"])
-        .current_dir(workspace.path())
-        .env("HOME", home.path())
-        .env("MIRAGE_STORE", store.path())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let stdout = run_with("/shared", &apache.url("/team", ""), "cat /shared/in.txt && echo written > /shared/out.txt");
     assert_eq!(stdout, "from the server\n");
     assert_eq!(apache.get("/dav/team/out.txt").as_deref(), Some(&b"written\n"[..]));
+}
+
+#[test]
+fn a_github_repository_mounted_with_a_url_is_read_by_the_command() {
+    let repos = tempfile::tempdir().unwrap();
+    let dir = repos.path().join("octo/hello");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("README.md"), "# hello\n").unwrap();
+    for args in [&["init", "-q", "-b", "main"][..], &["add", "."], &["commit", "-qm", "first"]] {
+        git(&dir, args);
+    }
+    let server = GitHub::start(repos.path());
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("github://octo/hello?base_url={}&cache_dir={}", server.api_url(), cache.path().display());
+    let stdout =
+        run_with("/upstream", &url, "cat /upstream/README.md; echo x > /upstream/new 2>/dev/null || echo refused");
+    assert_eq!(stdout, "# hello\nrefused\n", "read, and read-only");
 }
 
 #[test]

@@ -2,18 +2,14 @@
 //! the bucket through the kernel, and a file written through the mount reaches the bucket
 //! when the session commits.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 
-use mirage_core::{CommitOptions, Mirage, MountOptions, Resource, VPath};
+use mirage_core::{CommitOptions, Resource, VPath};
 use mirage_resources::testing::Moto;
 
-fn run(program: &str, args: &[&str], dir: &Path) -> String {
-    let out = Command::new(program).args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{mount_root, rg_files, run};
 
 #[test]
 fn rg_and_cp_work_through_a_mount_of_an_s3_prefix() {
@@ -29,31 +25,24 @@ fn rg_and_cp_work_through_a_mount_of_an_s3_prefix() {
             assert_eq!(moto.request("PUT", &format!("/mounted/project/src{d}/f{f:02}.rs"), body.as_bytes()), 200);
         }
     }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let url = moto.url("mounted", "project", "");
     let bucket: Arc<dyn Resource> = mirage_resources::open(&url).unwrap();
-    let mirage = Mirage::new();
-    mirage.mount("/", bucket.clone(), MountOptions::default()).unwrap();
-    let session = mirage.create_session("fuse").unwrap();
-    let point = tempfile::tempdir().unwrap();
-    let options = mirage_fuse::Options { runtime: Some(runtime.handle().clone()), ..mirage_fuse::Options::default() };
-    let mount = mirage_fuse::mount(&session, point.path(), &options).unwrap();
+    let mounted = mount_root(bucket.clone());
+    let point = mounted.point.path();
 
-    let hits = run("rg", &["-l", "needle", "."], point.path());
-    let mut hits: Vec<&str> = hits.lines().collect();
-    hits.sort();
     let expected: Vec<String> =
         (0..100).filter(|n| n % 7 == 0).map(|n| format!("./src{}/f{:02}.rs", n / 20, n % 20)).collect();
-    assert_eq!(hits, expected);
+    assert_eq!(rg_files("needle", point), expected);
 
     let copy = tempfile::tempdir().unwrap();
-    run("cp", &["-r", &point.path().join("src3").to_string_lossy(), &copy.path().to_string_lossy()], point.path());
+    run("cp", &["-r", &point.join("src3").to_string_lossy(), &copy.path().to_string_lossy()], point);
     for f in 0..20 {
         let copied = std::fs::read_to_string(copy.path().join(format!("src3/f{f:02}.rs"))).unwrap();
         assert!(copied.starts_with(&format!("file 3/{f}\n")), "{copied}");
     }
 
-    std::fs::write(point.path().join("src0/new.rs"), "written through the mount\n").unwrap();
+    std::fs::write(point.join("src0/new.rs"), "written through the mount\n").unwrap();
+    let common::Mounted { runtime, session, mount, .. } = mounted;
     mount.unmount().unwrap();
     runtime.block_on(async {
         session.commit(CommitOptions::default()).await.unwrap();

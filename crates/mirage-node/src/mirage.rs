@@ -53,7 +53,8 @@ pub fn local(dir: String, read_only: Option<bool>) -> Result<Resource> {
 
 /// A remote resource named by a URL: an S3 bucket or prefix (`s3://bucket/prefix`), Google
 /// Cloud Storage (`gs://`), Azure Blob Storage (`az://`), a WebDAV collection (`webdav://`,
-/// `davs://`, `nextcloud://host/user/path`). Options go in the query string
+/// `davs://`, `nextcloud://host/user/path`), a GitHub repository, read-only
+/// (`github://owner/repo@ref/path`). Options go in the query string
 /// (`?endpoint=...&region=...&cache_ttl=30s`); credentials come from the usual environment
 /// variables (and the AWS profile files).
 ///

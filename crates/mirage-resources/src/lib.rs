@@ -9,6 +9,8 @@
 //!   (`az://`), through the `object_store` crate.
 //! - `WebDavResource` (the `webdav` feature): a collection on a WebDAV server such as
 //!   Nextcloud or Apache's mod_dav (`webdav://`, `davs://`, `nextcloud://`).
+//! - `GitHubResource` (the `github` feature): a repository at a branch, tag or commit, read
+//!   lazily through the REST API (`github://owner/repo@ref/path`); read-only for now.
 //!
 //! [`open`] turns a URL into the right resource:
 //!
@@ -26,6 +28,8 @@
 //! ```
 
 mod cache;
+#[cfg(feature = "github")]
+mod github;
 mod object;
 mod options;
 #[cfg(feature = "testing")]
@@ -37,20 +41,27 @@ use std::sync::Arc;
 
 use mirage_core::{Error, ErrorKind, Resource, Result};
 
+#[cfg(feature = "github")]
+pub use github::{GitHubOptions, GitHubResource};
 pub use object::{ObjectOptions, ObjectResource};
 #[cfg(feature = "webdav")]
 pub use webdav::{WebDavOptions, WebDavResource};
 
-/// The URL schemes [`open`] understands, for messages and help texts.
-#[cfg(feature = "webdav")]
-pub const SCHEMES: &[&str] = &["s3://", "gs://", "az://", "webdav://", "davs://", "webdavs://", "nextcloud://"];
-/// The URL schemes [`open`] understands, for messages and help texts.
-#[cfg(not(feature = "webdav"))]
-pub const SCHEMES: &[&str] = &["s3://", "gs://", "az://"];
+/// The URL schemes [`open`] understands (with their `://`), for messages and help texts.
+pub fn schemes() -> Vec<&'static str> {
+    let mut schemes = vec!["s3://", "gs://", "az://"];
+    if cfg!(feature = "webdav") {
+        schemes.extend(["webdav://", "davs://", "webdavs://", "nextcloud://"]);
+    }
+    if cfg!(feature = "github") {
+        schemes.push("github://");
+    }
+    schemes
+}
 
 /// Opens the resource a URL names, with the options its query string gives (see
-/// [`ObjectOptions::from_url`] for object stores, and `WebDavOptions::from_url` for WebDAV
-/// servers).
+/// [`ObjectOptions::from_url`] for object stores, `WebDavOptions::from_url` for WebDAV
+/// servers, and `GitHubResource::open` for repositories).
 ///
 /// # Errors
 /// `InvalidInput` for a URL that does not parse, an unknown scheme or option, or a bad option
@@ -65,7 +76,9 @@ pub fn open(url: &str) -> Result<Arc<dyn Resource>> {
         "webdav" | "davs" | "webdavs" | "nextcloud" => {
             Ok(Arc::new(WebDavResource::open(url, WebDavOptions::default())?))
         }
+        #[cfg(feature = "github")]
+        "github" => Ok(Arc::new(GitHubResource::open(url, GitHubOptions::default())?)),
         _ => Err(Error::new(ErrorKind::InvalidInput, "mount")
-            .with_detail(format!("unknown resource URL '{url}' (expected one of {})", SCHEMES.join(", ")))),
+            .with_detail(format!("unknown resource URL '{url}' (expected one of {})", schemes().join(", ")))),
     }
 }

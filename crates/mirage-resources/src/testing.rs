@@ -5,16 +5,68 @@
 //!   `.venv`; `MIRAGE_MOTO_SERVER` names another one.
 //! - [`Apache`]: Apache httpd with mod_dav for WebDAV (Debian's `apache2` package);
 //!   `MIRAGE_APACHE` names another binary and `MIRAGE_APACHE_MODULES` its modules directory.
+//! - [`GitHub`]: the workspace's stand-in for GitHub's REST API (`tests/github/server.mjs`,
+//!   run by Node.js), over real git repositories; `MIRAGE_GITHUB_SERVER` names another script.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A server process: killed (SIGKILL, as a crash would) when dropped or asked to.
+struct Process(Option<Child>);
+
+impl Process {
+    /// Spawns `command` and waits until something listens on `port`; `log` says why not.
+    fn start(command: &mut Command, port: u16, name: &str, log: impl Fn() -> String) -> Process {
+        let child = command.stdout(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name} ({e})"));
+        let mut process = Process(Some(child));
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = process.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none() && start.elapsed() < Duration::from_secs(30), "{name} did not start: {}", log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends one HTTP/1.0 request to `127.0.0.1:port` (the answer is never chunked, and ends when
+/// the connection closes) and returns the status and the body.
+fn raw_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+    let status_line = String::from_utf8_lossy(&response[..split]);
+    let status = status_line.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, response[split..].to_vec())
+}
+
 /// A running moto server.
 pub struct Moto {
-    child: Option<Child>,
+    process: Process,
     /// The port it listens on.
     pub port: u16,
     log: PathBuf,
@@ -52,6 +104,25 @@ fn strip_escapes(text: &str) -> String {
     out
 }
 
+/// Runs `git ARGS` in `dir` as a fixed author, without the user's or the system's
+/// configuration, and returns what it printed (trimmed); panics with git's message when it
+/// fails. For making the repositories tests and benchmarks work on.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git ({e})"));
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -67,22 +138,15 @@ impl Moto {
     pub fn start_with(port: u16, env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
-        let child = Command::new(moto_server())
+        let mut command = Command::new(moto_server());
+        command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start moto_server ({e}): run tests/run.sh, which installs it into .venv, or set MIRAGE_MOTO_SERVER")
-            });
-        let moto = Moto { child: Some(child), port, log, _dir: dir };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start: {}", moto.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
+            .stderr(std::fs::File::create(&log).unwrap());
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let name = "moto_server (run tests/run.sh, which installs it into .venv, or set MIRAGE_MOTO_SERVER)";
+        let process = Process::start(&mut command, port, name, log_text);
+        Moto { process, port, log, _dir: dir }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -101,17 +165,7 @@ impl Moto {
 
     /// Sends one raw request and returns the status code.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {AUTH}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.port,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+        raw_request(self.port, method, path, &[("Authorization", AUTH)], body).0
     }
 
     /// Creates a bucket.
@@ -150,16 +204,7 @@ impl Moto {
 
     /// Stops the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -178,7 +223,7 @@ const DAV_HTPASSWD: &str = "test:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n";
 /// authentication as [`DAV_USER`]:[`DAV_PASSWORD`]. Every request is logged, for
 /// [`Apache::requests`].
 pub struct Apache {
-    child: Option<Child>,
+    process: Process,
     /// The port it listens on.
     pub port: u16,
     dir: tempfile::TempDir,
@@ -307,28 +352,12 @@ Alias /whole "{r}/dav"
         let conf_path = root.join("httpd.conf");
         std::fs::write(&conf_path, conf).unwrap();
         // One process (`-X`) with many threads: a kill stops all of it.
-        let child = Command::new(apache_binary())
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-X")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(root.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start Apache ({e}): install apache2 (tests/run.sh does), or set MIRAGE_APACHE")
-            });
-        let mut apache = Apache { child: Some(child), port, dir };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = apache.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && start.elapsed() < Duration::from_secs(30),
-                "Apache did not start: {}",
-                apache.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        apache
+        let mut command = Command::new(apache_binary());
+        command.arg("-f").arg(&conf_path).arg("-X").stderr(std::fs::File::create(root.join("stderr.log")).unwrap());
+        let log_text = || std::fs::read_to_string(root.join("error.log")).unwrap_or_default();
+        let name = "Apache (install apache2, as tests/run.sh does, or set MIRAGE_APACHE)";
+        let process = Process::start(&mut command, port, name, log_text);
+        Apache { process, port, dir }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -354,25 +383,9 @@ Alias /whole "{r}/dav"
     /// Sends one request with the test credentials, as another client would, and returns the
     /// status and the body. `path` is the URL path (`/dav/...`), percent-encoded.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        // HTTP/1.0: the answer is never chunked, and ends when the connection closes.
-        let mut head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nAuthorization: {DAV_AUTH}\r\nContent-Length: {}\r\n",
-            self.port,
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
-        let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
-        let status_line = String::from_utf8_lossy(&response[..split]);
-        let status = status_line.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-        (status, response[split..].to_vec())
+        let headers: Vec<(&str, &str)> =
+            std::iter::once(("Authorization", DAV_AUTH)).chain(headers.iter().copied()).collect();
+        raw_request(self.port, method, path, &headers, body)
     }
 
     /// Writes a file as another client would.
@@ -430,15 +443,100 @@ Alias /whole "{r}/dav"
 
     /// Stops the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 }
 
-impl Drop for Apache {
-    fn drop(&mut self) {
-        self.kill();
+/// A running stand-in for GitHub's REST API: `tests/github/server.mjs` under Node.js, serving
+/// the git repositories at `REPOS/OWNER/REPO` (or `REPOS/OWNER/REPO.git`), bare or not, with
+/// real shas, modes and sizes read through the git command line. A file named `PRIVATE` in a
+/// repository's directory makes it private (404 without a valid token). It logs every API
+/// request it answers, for [`GitHub::requests`]; `tests/github/README.md` tells the rest.
+pub struct GitHub {
+    process: Process,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The server script to run.
+fn github_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("MIRAGE_GITHUB_SERVER") {
+        return path.into();
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/github/server.mjs")
+}
+
+impl GitHub {
+    /// Starts a server over the repositories below `repos`, accepting any token (and no token,
+    /// for public repositories), with GitHub's own limits on recursive trees.
+    pub fn start(repos: &Path) -> GitHub {
+        Self::start_with(repos, None, None)
+    }
+
+    /// Starts a server over the repositories below `repos`. With `token`, requests that carry
+    /// credentials must carry that one (`Authorization: Bearer TOKEN` or `token TOKEN`), else
+    /// they get 401; with `tree_limit`, recursive tree listings longer than that are cut short
+    /// and marked `truncated`, as GitHub does past 100,000 entries.
+    pub fn start_with(repos: &Path, token: Option<&str>, tree_limit: Option<usize>) -> GitHub {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new("node");
+        command
+            .arg(github_server())
+            .args(["--port", &port.to_string()])
+            .arg("--repos")
+            .arg(repos)
+            .arg("--log")
+            .arg(dir.path().join("requests.log"));
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        if let Some(limit) = tree_limit {
+            command.args(["--tree-limit", &limit.to_string()]);
+        }
+        command.stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        let log_text = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+        let process =
+            Process::start(&mut command, port, "the GitHub API server (it needs Node.js 20 or newer)", log_text);
+        GitHub { process, port, dir }
+    }
+
+    /// The root of the API, to give a client as its base URL: `http://127.0.0.1:PORT/`.
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Sends one request, as another client would, and returns the status and the body. `path`
+    /// is the URL path (`/repos/OWNER/REPO`), percent-encoded, with its query string.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+        raw_request(self.port, method, path, headers, body)
+    }
+
+    /// The API requests the server has answered so far, as `METHOD PATH STATUS` lines (the
+    /// path with its query string). The server logs a request before it answers, so the list
+    /// is complete once a client has its answers. Calls to the test controls are left out.
+    pub fn requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("requests.log")).unwrap_or_default();
+        log.lines().map(str::to_owned).collect()
+    }
+
+    /// Exhausts the rate limit for `retry_after` seconds: until then every API request gets
+    /// `status` (403 or 429, as GitHub answers either) with `retry-after` and
+    /// `x-ratelimit-remaining: 0`; then a new window starts with the full limit.
+    pub fn set_rate_limit(&self, status: u16, retry_after: u64) {
+        let body = format!(r#"{{"remaining":0,"retry_after":{retry_after},"status":{status}}}"#);
+        let (answer, text) = self.request("POST", "/_mirage/rate-limit", &[], body.as_bytes());
+        assert_eq!(answer, 200, "setting the rate limit: {}", String::from_utf8_lossy(&text));
+    }
+
+    /// What the server wrote to its standard error.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Stops the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.process.kill();
     }
 }

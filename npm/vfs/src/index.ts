@@ -779,7 +779,8 @@ export function local(dir: string, options?: { readOnly?: boolean }): NativeReso
 /**
  * A remote resource named by a URL: an S3 bucket or prefix (`s3://bucket/prefix`), Google
  * Cloud Storage (`gs://bucket`), Azure Blob Storage (`az://container`), a WebDAV collection
- * (`webdav://`, `davs://`, `nextcloud://host/user/path`). Options go in the
+ * (`webdav://`, `davs://`, `nextcloud://host/user/path`), a GitHub repository, read-only
+ * (`github://owner/repo@ref/path`). Options go in the
  * query string (`?endpoint=http://127.0.0.1:9000&region=eu-west-1&cache_ttl=30s`); credentials
  * come from the usual environment variables (and the AWS profile files). Nothing is fetched
  * until the first operation; operations on it settle once the server has answered.

@@ -1,14 +1,16 @@
 // remote(url): an S3 prefix on a real server (moto, which the test command installs into the
-// workspace's .venv), mounted and used through sessions like any other resource.
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+// workspace's .venv) and a GitHub repository on the project's GitHub API server, mounted and
+// used through sessions like any other resource.
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer, connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { Mirage, remote } from '@mirage/vfs'
-import { rejectsWith } from './helpers.mjs'
+import { rejectsWith, tempDir } from './helpers.mjs'
 
 const AUTH = 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0'
 const venv = fileURLToPath(new URL('../../../.venv/bin/moto_server', import.meta.url))
@@ -94,4 +96,35 @@ test('an unreachable endpoint fails with EIO naming it, and a bad URL with EINVA
   const e = await rejectsWith(mirage.createSession('s').readdir('/nowhere'), 'EIO')
   assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`))
   assert.throws(() => remote('s3://b/p?part_size=1'), (err) => err.code === 'EINVAL' && /part_size/.test(err.message))
+})
+
+test('a GitHub repository mounts read-only and reads lazily', async () => {
+  const repos = tempDir()
+  const repo = join(repos, 'octo', 'hello')
+  mkdirSync(join(repo, 'src'), { recursive: true })
+  writeFileSync(join(repo, 'README.md'), '# hello\n')
+  writeFileSync(join(repo, 'src', 'main.ts'), 'export const answer = 42\n')
+  const git = (...args) =>
+    execFileSync('git', args, {
+      cwd: repo,
+      env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' },
+    })
+  git('init', '-q', '-b', 'main')
+  git('add', '.')
+  git('commit', '-qm', 'first')
+
+  const port = await freePort()
+  const script = fileURLToPath(new URL('../../../tests/github/server.mjs', import.meta.url))
+  const github = spawn(process.execPath, [script, '--port', String(port), '--repos', repos], { stdio: 'ignore' })
+  try {
+    while (!(await reachable(port))) await new Promise((r) => setTimeout(r, 20))
+    const mirage = new Mirage()
+    mirage.mount('/upstream', remote(`github://octo/hello?base_url=http://127.0.0.1:${port}&cache_dir=${tempDir()}`))
+    const s = mirage.createSession('s')
+    assert.deepEqual((await s.readdir('/upstream')).sort(), ['README.md', 'src'])
+    assert.equal(await s.readFile('/upstream/src/main.ts', 'utf8'), 'export const answer = 42\n')
+    await rejectsWith(s.writeFile('/upstream/new.txt', 'x'), 'EROFS')
+  } finally {
+    github.kill()
+  }
 })
