@@ -25,7 +25,7 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
                   [--mount PATH=SOURCE]... [--mount-ro PATH=SOURCE]... -- COMMAND [ARGS]
        mirage-run sessions [--store DIR]
        mirage-run diff NAME [--text] [--store DIR]
-       mirage-run commit NAME [--store DIR]
+       mirage-run commit NAME [--message TEXT] [--store DIR]
        mirage-run abort NAME [--store DIR]
        mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--passthrough] [--on-exit keep|commit|discard]
                                    [--session NAME [--store DIR]]
@@ -44,7 +44,8 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
 sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);
           commit applies it to its parent (the first fork to commit wins; a later one is
           refused, naming the paths, and keeps its changes) or, for a root session, to its
-          workspace; abort drops it and its forks. The store: --store DIR, $MIRAGE_STORE,
+          workspace (--message: the commit message where a mount records commits, such as a
+          github:// repository); abort drops it and its forks. The store: --store DIR, $MIRAGE_STORE,
           or ~/.local/state/mirage.
 mount     serves a copy-on-write session over DIR (default: the current directory) at
           MOUNTPOINT until Ctrl-C, SIGTERM or an unmount. Nothing reaches DIR unless the

@@ -161,12 +161,13 @@ pub(crate) struct Claim {
 
 /// `mirage-run sessions|diff|commit|abort ...`.
 pub(crate) fn command(name: &str, parser: &mut lexopt::Parser) -> Result<ExitCode, Failure> {
-    use lexopt::Arg::{Long, Value};
-    let (mut store, mut target, mut text) = (None, None, false);
+    use lexopt::Arg::{Long, Short, Value};
+    let (mut store, mut target, mut text, mut message) = (None, None, false, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Long("store") => store = Some(PathBuf::from(parser.value()?)),
             Long("text") if name == "diff" => text = true,
+            Long("message") | Short('m') if name == "commit" => message = Some(parser.value()?.string()?),
             Value(v) if target.is_none() && name != "sessions" => target = Some(v.string()?),
             other => return Err(other.unexpected().into()),
         }
@@ -197,7 +198,7 @@ pub(crate) fn command(name: &str, parser: &mut lexopt::Parser) -> Result<ExitCod
     }
     match name {
         "diff" => diff(&runtime, &session, text),
-        "commit" => commit(&runtime, &store, &session, &target),
+        "commit" => commit(&runtime, &store, &session, &target, message),
         "abort" => {
             session.abort().map_err(|e| Failure::Run(format!("cannot abort '{target}': {e}")))?;
             println!("aborted '{target}' (and its forks)");
@@ -252,6 +253,7 @@ fn commit(
     store: &Store,
     session: &Session,
     name: &str,
+    message: Option<String>,
 ) -> Result<ExitCode, Failure> {
     let parent = session.parent().ok().flatten().and_then(|p| p.name().ok());
     let into = match (&parent, store.workspace_of(name)) {
@@ -259,7 +261,8 @@ fn commit(
         (None, Some(workspace)) => workspace.display().to_string(),
         (None, None) => "its resources".to_owned(),
     };
-    let report = runtime.block_on(session.commit(CommitOptions::default())).map_err(|e| {
+    let options = CommitOptions { message, ..CommitOptions::default() };
+    let report = runtime.block_on(session.commit(options)).map_err(|e| {
         if e.kind() == ErrorKind::Conflict {
             let paths: Vec<String> = e.conflicts().iter().map(ToString::to_string).collect();
             Failure::Run(format!(

@@ -50,7 +50,7 @@ fn a_webdav_collection_mounted_with_a_url_is_read_and_written_by_the_command() {
 }
 
 #[test]
-fn a_github_repository_mounted_with_a_url_is_read_by_the_command() {
+fn a_github_repository_mounted_with_a_url_is_read_and_committed_to_on_exit() {
     let repos = tempfile::tempdir().unwrap();
     let dir = repos.path().join("octo/hello");
     std::fs::create_dir_all(&dir).unwrap();
@@ -58,12 +58,14 @@ fn a_github_repository_mounted_with_a_url_is_read_by_the_command() {
     for args in [&["init", "-q", "-b", "main"][..], &["add", "."], &["commit", "-qm", "first"]] {
         git(&dir, args);
     }
+    let head = git(&dir, &["rev-parse", "main"]);
     let server = GitHub::start(repos.path());
     let cache = tempfile::tempdir().unwrap();
-    let url = format!("github://octo/hello?base_url={}&cache_dir={}", server.api_url(), cache.path().display());
-    let stdout =
-        run_with("/upstream", &url, "cat /upstream/README.md; echo x > /upstream/new 2>/dev/null || echo refused");
-    assert_eq!(stdout, "# hello\nrefused\n", "read, and read-only");
+    let url = format!("github://octo/hello?base_url={}&cache_dir={}&token=t", server.api_url(), cache.path().display());
+    let stdout = run_with("/upstream", &url, "cat /upstream/README.md && echo notes > /upstream/NOTES.md");
+    assert_eq!(stdout, "# hello\n");
+    assert_eq!(git(&dir, &["log", "-1", "--format=%P", "main"]), head, "one commit on top of what was read");
+    assert_eq!(git(&dir, &["show", "main:NOTES.md"]), "notes");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::mount::{Mount, Route};
 use crate::overlay::{FileData, Node, NodeKind, Origin};
 use crate::path::VPath;
-use crate::resource::{ByteStream, FileType, Metadata, Precondition, once_stream};
+use crate::resource::{ByteStream, FileType, Metadata, Precondition, Staged, Update, once_stream};
 use crate::session::{CommitOptions, CommitReport, Found, Session};
 use crate::state::Record;
 
@@ -244,7 +244,7 @@ impl Session {
                 let _parent_guard = parent_lock.lock().await;
                 self.commit_to_parent(options)
             }
-            None => self.commit_to_resources().await,
+            None => self.commit_to_resources(options).await,
         }
     }
 
@@ -283,7 +283,7 @@ impl Session {
         Ok(CommitReport { applied, aborted })
     }
 
-    async fn commit_to_resources(&self) -> Result<CommitReport> {
+    async fn commit_to_resources(&self, options: CommitOptions) -> Result<CommitReport> {
         let (view, touched) = {
             let inner = self.hub.lock();
             let s = inner.state.session(self.id)?;
@@ -353,7 +353,12 @@ impl Session {
             }
         }
         let mut applied: Vec<VPath> = Vec::new();
-        let result = self.apply_steps(&steps, &mut applied).await;
+        // Resources that take a commit whole get their part at once; the rest path by path.
+        let (whole, by_path): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.mount.resource().whole_commits());
+        let result = match self.apply_steps(&by_path, &mut applied).await {
+            Ok(()) => self.apply_whole(&whole, options.message, &mut applied).await,
+            Err(e) => Err(e),
+        };
         // A path created and removed again within the session leaves the overlay without
         // touching the resource, so it is not reported.
         let noops: std::collections::HashSet<&VPath> =
@@ -382,7 +387,7 @@ impl Session {
         self.hub.record(vec![Record::Flushed { session: self.id, entries }])
     }
 
-    async fn apply_steps(&self, steps: &[Step], applied: &mut Vec<VPath>) -> Result<()> {
+    async fn apply_steps(&self, steps: &[&Step], applied: &mut Vec<VPath>) -> Result<()> {
         let mut removed = vec![false; steps.len()];
         let mut order: Vec<usize> = (0..steps.len()).collect();
         order.sort_by(|a, b| steps[*b].path.cmp(&steps[*a].path));
@@ -466,6 +471,59 @@ impl Session {
             set_times(resource.as_ref(), step).await.map_err(wrap)?;
             let meta = resource.stat(&step.inner).await.map_err(wrap)?;
             self.record_applied(step, Origin::Present(meta.file_type, meta.version))?;
+        }
+        Ok(())
+    }
+
+    /// Hands each whole-commit resource its steps as one [`Resource::commit_whole`], and
+    /// records every path it applied.
+    async fn apply_whole(&self, steps: &[&Step], message: Option<String>, applied: &mut Vec<VPath>) -> Result<()> {
+        let mut by_mount: std::collections::BTreeMap<&VPath, Vec<&Step>> = std::collections::BTreeMap::new();
+        for step in steps {
+            by_mount.entry(step.mount.point()).or_default().push(step);
+        }
+        let message = match message {
+            Some(message) => message,
+            None => format!("Changes from Mirage session '{}'", self.name()?),
+        };
+        for (point, steps) in by_mount {
+            // A path made and removed again within the session has nothing to tell.
+            let (steps, noops): (Vec<&Step>, Vec<&Step>) = steps
+                .into_iter()
+                .filter(|step| !matches!(step.node.kind, NodeKind::Clean))
+                .partition(|step| step.node.file_type().is_some() || step.current.is_some());
+            for step in noops {
+                self.record_applied(step, Origin::Absent)?;
+                applied.push(step.path.clone());
+            }
+            if steps.is_empty() {
+                continue;
+            }
+            let staged: Vec<Staged> = steps
+                .iter()
+                .map(|step| {
+                    let update = match &step.node.kind {
+                        NodeKind::Whiteout | NodeKind::Clean => Update::Remove,
+                        NodeKind::Dir { .. } => Update::Dir { mode: step.node.attr.mode },
+                        NodeKind::Symlink(target) => Update::Symlink { target: target.clone() },
+                        NodeKind::File(file) => Update::File {
+                            content: match &step.content {
+                                Some(bytes) => once_stream(bytes.clone()),
+                                None => self.content_stream(step.path.clone(), file.clone()),
+                            },
+                            mode: step.node.attr.mode,
+                        },
+                    };
+                    Staged { path: step.inner.clone(), update, seen: step.current.as_ref().map(|m| m.version.clone()) }
+                })
+                .collect();
+            let resource = steps[0].mount.resource();
+            let now = resource.commit_whole(staged, &message).await.map_err(|e| e.in_mount(point).with_op("commit"))?;
+            for (step, meta) in steps.iter().zip(now) {
+                let origin = meta.map_or(Origin::Absent, |m| Origin::Present(m.file_type, m.version));
+                self.record_applied(step, origin)?;
+                applied.push(step.path.clone());
+            }
         }
         Ok(())
     }

@@ -68,7 +68,9 @@ pub use local::LocalResource;
 pub use memory::MemoryResource;
 pub use mount::{Mount, MountOptions, MountTable};
 pub use path::VPath;
-pub use resource::{ByteStream, Capabilities, DirEntry, FileType, Metadata, Precondition, Resource, Version};
+pub use resource::{
+    ByteStream, Capabilities, DirEntry, FileType, Metadata, Precondition, Resource, Staged, Update, Version,
+};
 pub use session::{CommitOptions, CommitReport, Mirage, Session, SessionInfo};
 pub use snapshot::FileSnapshot;
 pub use watch::{Notice, Watch};

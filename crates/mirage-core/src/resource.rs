@@ -15,7 +15,9 @@
 //! Only `stat`, `read` and `list` are required; every write primitive defaults to a clean
 //! `EROFS` for read-only resources and `ENOTSUP` otherwise. [`Resource::put`] has a default
 //! built from the primitives, which backends with atomic replacement (local files, object
-//! stores with If-Match) should override.
+//! stores with If-Match) should override. A backend that records changes as one unit (a git
+//! repository) takes a root commit whole instead: [`Resource::whole_commits`] and
+//! [`Resource::commit_whole`].
 
 use std::fmt;
 use std::time::SystemTime;
@@ -112,6 +114,52 @@ pub enum Precondition {
 /// A stream of content chunks, used to hand whole files to [`Resource::put`].
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
+/// What a whole commit ([`Resource::commit_whole`]) makes of one path.
+pub enum Update {
+    /// Nothing there any more (a directory goes with all it holds).
+    Remove,
+    /// A directory. Resources that keep no empty directories may leave it out.
+    Dir {
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link to `target` (stored verbatim).
+    Symlink {
+        /// Where the link points.
+        target: String,
+    },
+    /// A regular file with this content.
+    File {
+        /// The whole content, read on demand.
+        content: ByteStream,
+        /// Permission bits (the exec bit matters).
+        mode: u32,
+    },
+}
+
+impl fmt::Debug for Update {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Update::Remove => f.write_str("Remove"),
+            Update::Dir { mode } => f.debug_struct("Dir").field("mode", mode).finish(),
+            Update::Symlink { target } => f.debug_struct("Symlink").field("target", target).finish(),
+            Update::File { mode, .. } => f.debug_struct("File").field("mode", mode).finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One path of a whole commit: what it becomes, and the version the commit found there
+/// (`None`: nothing).
+#[derive(Debug)]
+pub struct Staged {
+    /// The path, inside the resource.
+    pub path: VPath,
+    /// What it becomes.
+    pub update: Update,
+    /// The version the commit checked it against.
+    pub seen: Option<Version>,
+}
+
 /// A backend that can appear at a mount point: RAM, a host directory, a bucket, a repository.
 ///
 /// Implementors write `stat`, `read`, `list` and whichever write primitives they support;
@@ -200,6 +248,23 @@ pub trait Resource: Send + Sync + fmt::Debug {
     async fn set_times(&self, path: &VPath, atime: Option<SystemTime>, mtime: Option<SystemTime>) -> Result<()> {
         let _ = (atime, mtime);
         Err(refuse(self, "utimes", path))
+    }
+
+    /// True when the resource takes a root commit's changes all at once, through
+    /// [`Resource::commit_whole`], rather than path by path through the primitives: a
+    /// backend that records changes as one unit (a git repository: one commit).
+    fn whole_commits(&self) -> bool {
+        false
+    }
+
+    /// Applies every change of a root commit to this resource as one unit, described by
+    /// `message` where the backend records one, and returns what each path of `changes` now
+    /// is (in the same order; `None` for nothing). It succeeds or fails as a whole: after a
+    /// failure nothing was applied. A change made behind the session's back that the
+    /// backend detects (a branch that moved) is a `Conflict`.
+    async fn commit_whole(&self, changes: Vec<Staged>, message: &str) -> Result<Vec<Option<Metadata>>> {
+        let _ = (changes, message);
+        Err(refuse(self, "commit", &VPath::root()))
     }
 
     /// Replaces (or creates) a whole file with `content` if `expect` holds, and returns the

@@ -387,10 +387,13 @@ fn now_attr(mode: u32) -> Attr {
 }
 
 /// Options for [`Session::commit`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommitOptions {
     /// Abort every sibling (and their forks) in the same step as a successful commit.
     pub winner_takes_all: bool,
+    /// For a root session: the message a resource that records commits (a git repository)
+    /// gives the commit; by default one naming the session.
+    pub message: Option<String>,
 }
 
 /// What a commit did.

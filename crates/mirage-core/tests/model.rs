@@ -268,7 +268,8 @@ async fn run(ops: Vec<Op>) {
                 }));
             }
             Op::Commit { session, winner_takes_all } if live(session) => {
-                let got = real.session(session).commit(CommitOptions { winner_takes_all }).await;
+                let got =
+                    real.session(session).commit(CommitOptions { winner_takes_all, ..CommitOptions::default() }).await;
                 let conflicts = model.commit(session, winner_takes_all);
                 if conflicts.is_empty() {
                     got.unwrap();

@@ -398,7 +398,8 @@ async fn run(ops: Vec<Op>) {
                 model.sessions.push(Some(MSession { parent: Some(session), overlay, ..MSession::default() }));
             }
             Op::Commit { session, winner_takes_all } if live(session) => {
-                let got = real.session(session).commit(CommitOptions { winner_takes_all }).await;
+                let got =
+                    real.session(session).commit(CommitOptions { winner_takes_all, ..CommitOptions::default() }).await;
                 let conflicts = model.commit(session, winner_takes_all);
                 if conflicts.is_empty() {
                     got.unwrap();

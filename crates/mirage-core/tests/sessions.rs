@@ -67,7 +67,7 @@ async fn winner_takes_all_aborts_siblings() {
     let (f1, f2) = (root.fork().unwrap(), root.fork().unwrap());
     let f2_child = f2.fork().unwrap();
     f1.write_file("/data/a", "a").await.unwrap();
-    let report = f1.commit(CommitOptions { winner_takes_all: true }).await.unwrap();
+    let report = f1.commit(CommitOptions { winner_takes_all: true, ..CommitOptions::default() }).await.unwrap();
     assert_eq!(report.applied, [VPath::parse("/data/a").unwrap()]);
     assert_eq!(report.aborted.len(), 2);
     assert_eq!(f2.read_file("/data/a").await.unwrap_err().kind(), ErrorKind::NotFound);
@@ -573,7 +573,7 @@ async fn watchers_hear_every_change_to_what_the_session_shows() {
     winner.write_file("/data/b", "b").await.unwrap();
     winner.rename("/data/a", "/data/c").await.unwrap();
     assert!(take().is_empty(), "a fork's changes are its own until it commits");
-    winner.commit(CommitOptions { winner_takes_all: true }).await.unwrap();
+    winner.commit(CommitOptions { winner_takes_all: true, ..CommitOptions::default() }).await.unwrap();
     let mut paths: Vec<String> = take().join(" ").split(' ').map(str::to_owned).collect();
     paths.sort();
     assert_eq!(paths, ["/data/a", "/data/b", "/data/c"], "the commit names every path it brings");

@@ -447,16 +447,18 @@ impl Session {
     }
 
     /// Commits into the parent (first winner wins) or, for a root session, into the
-    /// resources.
+    /// resources; `message` describes the commit where a resource records one (a git
+    /// repository).
     #[napi]
     pub fn commit<'env>(
         &self,
         env: &'env Env,
         winner_takes_all: bool,
+        message: Option<String>,
     ) -> Result<Either<CommitInfo, PromiseRaw<'env, CommitInfo>>> {
         let s = self.handle();
         settle(env, async move {
-            let report = s.commit(CommitOptions { winner_takes_all }).await?;
+            let report = s.commit(CommitOptions { winner_takes_all, message }).await?;
             Ok(CommitInfo { applied: report.applied.iter().map(|p| p.to_string()).collect(), aborted: report.aborted })
         })
     }

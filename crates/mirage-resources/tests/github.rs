@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mirage_core::{ErrorKind, FileType, Mirage, MountOptions, Resource, Session, VPath};
+use mirage_core::{CommitOptions, ErrorKind, FileType, Mirage, MountOptions, Resource, Session, VPath};
 use mirage_resources::testing::{GitHub, git};
 use mirage_resources::{GitHubOptions, GitHubResource};
 
@@ -79,7 +79,8 @@ async fn a_repository_reads_as_its_tree_with_git_modes_and_shas() {
     assert_eq!(resource.stat(&p("/src/lib.rs/x")).await.unwrap_err().kind(), ErrorKind::NotADirectory);
     assert_eq!(resource.stat(&p("/link/x")).await.unwrap_err().kind(), ErrorKind::FilesystemLoop);
     assert_eq!(resource.stat(&p("/nope")).await.unwrap_err().kind(), ErrorKind::NotFound);
-    let e = s.write_file("/repo/new.txt", "x").await.unwrap_err();
+    let read_only = session(open(&server, "octo/hello", "&read_only=true", cache.path()));
+    let e = read_only.write_file("/repo/new.txt", "x").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ReadOnly, "{e}");
 }
 
@@ -195,4 +196,95 @@ async fn tokens_private_repositories_and_rate_limits_are_explained() {
     let e =
         open(&server, "octo/hello", "&token=s3cret&rate_limit_wait=5s", cache.path()).list(&p("/")).await.unwrap_err();
     assert!(e.to_string().contains("rate limit") && e.to_string().contains("120"), "{e}");
+}
+
+fn with_message(message: &str) -> CommitOptions {
+    CommitOptions { message: Some(message.into()), ..CommitOptions::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_commits_back_as_one_git_commit_on_the_branch() {
+    let (repos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dir = hello(repos.path());
+    let before = git(&dir, &["rev-parse", "main"]);
+    let server = GitHub::start(repos.path());
+    let resource = open(&server, "octo/hello", "&token=t", cache.path());
+    let s = session(resource.clone());
+    s.write_file("/repo/README.md", "# hello, changed\n").await.unwrap();
+    s.write_file("/repo/src/tool.sh", "#!/bin/sh\n").await.unwrap();
+    s.set_mode("/repo/src/tool.sh", 0o755).await.unwrap();
+    s.remove("/repo/src/deep/notes.txt").await.unwrap();
+    s.symlink("src/lib.rs", "/repo/lib").await.unwrap();
+    let report = s.commit(with_message("Change the readme\n\nAnd more.")).await.unwrap();
+    assert_eq!(report.applied.len(), 4, "{report:?}");
+
+    let after = git(&dir, &["rev-parse", "main"]);
+    assert_eq!(git(&dir, &["rev-list", "--count", &format!("{before}..{after}")]), "1", "one commit");
+    assert_eq!(git(&dir, &["log", "-1", "--format=%P", "main"]), before, "on top of what the session read");
+    assert_eq!(git(&dir, &["log", "-1", "--format=%B", "main"]), "Change the readme\n\nAnd more.");
+    assert_eq!(git(&dir, &["show", "main:README.md"]), "# hello, changed");
+    let tree = git(&dir, &["ls-tree", "-r", "main"]);
+    assert!(tree.contains("100755 blob") && tree.contains("src/tool.sh"), "{tree}");
+    assert!(tree.contains("120000 blob") && tree.contains("\tlib"), "{tree}");
+    assert!(!tree.contains("notes.txt"), "{tree}");
+    assert!(tree.contains("160000 commit"), "the submodule stays: {tree}");
+    assert!(s.diff().await.unwrap().is_empty(), "everything was applied");
+    assert_eq!(s.read_file("/repo/README.md").await.unwrap(), "# hello, changed\n", "read back from the new commit");
+    let meta = resource.stat(&p("/README.md")).await.unwrap();
+    assert_eq!(meta.version.0, git(&dir, &["rev-parse", "main:README.md"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_that_moved_is_a_conflict_and_the_session_keeps_its_work() {
+    let (repos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dir = hello(repos.path());
+    let server = GitHub::start(repos.path());
+    let s = session(open(&server, "octo/hello", "&token=t", cache.path()));
+    s.write_file("/repo/README.md", "# mine\n").await.unwrap();
+    std::fs::write(dir.join("run.sh"), "#!/bin/sh\necho someone else\n").unwrap();
+    git(&dir, &["commit", "-qam", "someone else"]);
+    let theirs = git(&dir, &["rev-parse", "main"]);
+
+    let e = s.commit(with_message("mine")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("moved"), "{e}");
+    assert_eq!(git(&dir, &["rev-parse", "main"]), theirs, "the branch is left alone");
+    assert_eq!(s.read_file("/repo/README.md").await.unwrap(), "# mine\n", "the session keeps its change");
+    assert_eq!(s.diff().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_can_go_onto_a_new_branch_and_a_tag_needs_one() {
+    let (repos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dir = hello(repos.path());
+    let main = git(&dir, &["rev-parse", "main"]);
+    let server = GitHub::start(repos.path());
+
+    let tagged = session(open(&server, "octo/hello@v1", "&token=t", cache.path()));
+    tagged.write_file("/repo/README.md", "# from the tag\n").await.unwrap();
+    let e = tagged.commit(with_message("x")).await.unwrap_err();
+    assert!(e.to_string().contains("branch option"), "{e}");
+
+    let resource = open(&server, "octo/hello@v1", "&branch=agent/fix&token=t", cache.path());
+    let s = session(resource.clone());
+    s.write_file("/repo/README.md", "# fixed\n").await.unwrap();
+    s.commit(with_message("Fix the readme")).await.unwrap();
+    assert_eq!(git(&dir, &["rev-parse", "main"]), main, "the mounted branch is untouched");
+    assert_eq!(git(&dir, &["log", "-1", "--format=%P %s", "agent/fix"]), format!("{main} Fix the readme"));
+    assert_eq!(resource.read(&p("/README.md"), 0, 100).await.unwrap(), "# fixed\n", "the mount follows the new branch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_mount_commits_into_its_directory() {
+    let (repos, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dir = hello(repos.path());
+    let server = GitHub::start(repos.path());
+    let s = session(open(&server, "octo/hello/src", "&token=t", cache.path()));
+    s.write_file("/repo/lib.rs", "pub fn changed() {}\n").await.unwrap();
+    s.write_file("/repo/deep/more.txt", "more\n").await.unwrap();
+    s.commit(with_message("Change src")).await.unwrap();
+    assert_eq!(git(&dir, &["show", "main:src/lib.rs"]), "pub fn changed() {}");
+    assert_eq!(git(&dir, &["show", "main:src/deep/more.txt"]), "more");
+    assert_eq!(git(&dir, &["show", "main:src/deep/notes.txt"]), "deep", "the rest of the directory stays");
+    assert_eq!(git(&dir, &["show", "main:README.md"]), "# hello", "and the rest of the repository");
 }

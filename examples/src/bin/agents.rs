@@ -79,7 +79,7 @@ async fn run() -> Result<()> {
     show_diff(&careful).await?;
     show_diff(&hasty).await?;
 
-    let report = careful.commit(CommitOptions { winner_takes_all: true }).await?;
+    let report = careful.commit(CommitOptions { winner_takes_all: true, ..CommitOptions::default() }).await?;
     println!("\ncommitted careful into main: {} paths; aborted: {:?}", report.applied.len(), report.aborted);
     let report = main.commit(CommitOptions::default()).await?;
     println!("committed main to the resources: {} paths", report.applied.len());

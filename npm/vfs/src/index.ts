@@ -272,6 +272,11 @@ export interface Change {
 export interface CommitOptions {
   /** Abort every sibling (and their forks) in the same step as a successful commit. */
   winnerTakesAll?: boolean
+  /**
+   * For a root session: the message a resource that records commits (a GitHub repository)
+   * gives the commit; by default one naming the session.
+   */
+  message?: string
 }
 
 /** What a commit did. */
@@ -554,7 +559,7 @@ export class Session {
    * anything is written.
    */
   commit(options?: CommitOptions): Promise<CommitReport> {
-    return settle(() => this.#native.commit(options?.winnerTakesAll ?? false))
+    return settle(() => this.#native.commit(options?.winnerTakesAll ?? false, options?.message))
   }
 
   /** Discards this session and its forks; their handles fail with `ENOENT` afterwards. */

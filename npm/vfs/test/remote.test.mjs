@@ -98,7 +98,7 @@ test('an unreachable endpoint fails with EIO naming it, and a bad URL with EINVA
   assert.throws(() => remote('s3://b/p?part_size=1'), (err) => err.code === 'EINVAL' && /part_size/.test(err.message))
 })
 
-test('a GitHub repository mounts read-only and reads lazily', async () => {
+test('a GitHub repository reads lazily and a session commits back as one git commit', async () => {
   const repos = tempDir()
   const repo = join(repos, 'octo', 'hello')
   mkdirSync(join(repo, 'src'), { recursive: true })
@@ -119,11 +119,19 @@ test('a GitHub repository mounts read-only and reads lazily', async () => {
   try {
     while (!(await reachable(port))) await new Promise((r) => setTimeout(r, 20))
     const mirage = new Mirage()
-    mirage.mount('/upstream', remote(`github://octo/hello?base_url=http://127.0.0.1:${port}&cache_dir=${tempDir()}`))
+    mirage.mount('/upstream', remote(`github://octo/hello?base_url=http://127.0.0.1:${port}&cache_dir=${tempDir()}&token=t`))
     const s = mirage.createSession('s')
     assert.deepEqual((await s.readdir('/upstream')).sort(), ['README.md', 'src'])
     assert.equal(await s.readFile('/upstream/src/main.ts', 'utf8'), 'export const answer = 42\n')
-    await rejectsWith(s.writeFile('/upstream/new.txt', 'x'), 'EROFS')
+    const readOnly = new Mirage()
+    readOnly.mount('/upstream', remote(`github://octo/hello?base_url=http://127.0.0.1:${port}&read_only=true`))
+    await rejectsWith(readOnly.createSession('r').writeFile('/upstream/new.txt', 'x'), 'EROFS')
+
+    const head = git('rev-parse', 'main').toString().trim()
+    await s.writeFile('/upstream/src/main.ts', 'export const answer = 43\n')
+    await s.commit({ message: 'Raise the answer' })
+    assert.equal(git('log', '-1', '--format=%P %s', 'main').toString().trim(), `${head} Raise the answer`)
+    assert.equal(git('show', 'main:src/main.ts').toString(), 'export const answer = 43\n')
   } finally {
     github.kill()
   }

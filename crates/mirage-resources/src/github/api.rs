@@ -62,6 +62,13 @@ pub(super) struct Signature {
     pub(super) date: Option<String>,
 }
 
+/// The answer to a write that names an object (`POST .../git/blobs`, `.../git/trees`,
+/// `.../git/commits`).
+#[derive(Deserialize)]
+pub(super) struct Created {
+    pub(super) sha: String,
+}
+
 /// `GET /repos/{owner}/{repo}/git/trees/{sha}`.
 #[derive(Deserialize)]
 pub(super) struct Tree {
@@ -145,6 +152,41 @@ impl Api {
         })
     }
 
+    /// Sends `body` to `route` with `method` (POST or PATCH, the Git Data API's writes) and
+    /// reads the JSON answer. A rate-limited request is sent again once the limit allows:
+    /// these writes are content-addressed or name the result, so repeating one is harmless.
+    pub(super) async fn send<T: DeserializeOwned>(
+        &self,
+        method: http::Method,
+        route: &str,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        loop {
+            let octocrab = self.octocrab().await?;
+            let sent = if method == http::Method::PATCH {
+                octocrab._patch(route, Some(body)).await
+            } else {
+                octocrab._post(route, Some(body)).await
+            };
+            let response = sent.map_err(|e| {
+                Error::new(ErrorKind::Io, "github").with_detail(format!("cannot reach {}: {e}", self.base_url))
+            })?;
+            match self.outcome(route, response).await? {
+                Outcome::Fresh(answer, _) => {
+                    return serde_json::from_slice(&answer).map_err(|e| {
+                        Error::new(ErrorKind::Io, "github")
+                            .with_detail(format!("{}{route}: unexpected answer: {e}", self.base_url))
+                    });
+                }
+                Outcome::Unchanged => {
+                    return Err(Error::new(ErrorKind::Io, "github")
+                        .with_detail(format!("{}{route}: 304 Not Modified to a write", self.base_url)));
+                }
+                Outcome::Retry(wait) => self.wait_out(wait).await,
+            }
+        }
+    }
+
     /// The content of blob `sha`.
     pub(super) async fn blob(&self, route: &str) -> Result<Bytes> {
         let body = self.get(route, "application/vnd.github.raw", false).await?;
@@ -191,16 +233,19 @@ impl Api {
                         )));
                     }
                 },
-                Outcome::Retry(wait) => {
-                    eprintln!(
-                        "mirage: GitHub's rate limit at {} is reached; retrying in {} s",
-                        self.base_url,
-                        wait.as_secs().max(1)
-                    );
-                    tokio::time::sleep(wait).await;
-                }
+                Outcome::Retry(wait) => self.wait_out(wait).await,
             }
         }
+    }
+
+    /// Waits until GitHub's rate limit allows another request, saying so.
+    async fn wait_out(&self, wait: Duration) {
+        eprintln!(
+            "mirage: GitHub's rate limit at {} is reached; retrying in {} s",
+            self.base_url,
+            wait.as_secs().max(1)
+        );
+        tokio::time::sleep(wait).await;
     }
 
     async fn outcome(&self, route: &str, response: Response<BoxBody<Bytes, octocrab::Error>>) -> Result<Outcome> {
@@ -239,10 +284,14 @@ impl Api {
             )));
         }
         let (kind, hint) = match status {
+            StatusCode::UNAUTHORIZED if self.token.is_none() => {
+                (ErrorKind::PermissionDenied, "GitHub asks for a token: set GITHUB_TOKEN or the token option")
+            }
             StatusCode::UNAUTHORIZED => {
                 (ErrorKind::PermissionDenied, "the token was refused: check GITHUB_TOKEN or the token option")
             }
-            StatusCode::FORBIDDEN => (ErrorKind::PermissionDenied, "the token may not read this repository"),
+            StatusCode::FORBIDDEN => (ErrorKind::PermissionDenied, "the token may not read or write this repository"),
+            StatusCode::UNPROCESSABLE_ENTITY => (ErrorKind::InvalidInput, ""),
             StatusCode::NOT_FOUND => (
                 ErrorKind::NotFound,
                 "no such repository, ref or object, or a private repository: a token that may read it goes in GITHUB_TOKEN",

@@ -32,6 +32,12 @@ pub struct GitHubOptions {
     /// The longest to wait when GitHub says to retry later (`rate_limit_wait`); a longer
     /// wait fails at once, saying when to try again.
     pub rate_limit_wait: Duration,
+    /// Refuse every change (`read_only`).
+    pub read_only: bool,
+    /// Commit onto this new branch (`branch`), made from the mounted commit, rather than
+    /// onto the mounted branch; the mount follows it from then on. Needed to commit on a
+    /// mount of a tag or a commit.
+    pub branch: Option<String>,
 }
 
 impl Default for GitHubOptions {
@@ -51,6 +57,8 @@ impl Default for GitHubOptions {
             cache_dir: cache.join("mirage/github"),
             timeout: Duration::from_secs(30),
             rate_limit_wait: Duration::from_secs(60),
+            read_only: false,
+            branch: None,
         }
     }
 }
@@ -82,16 +90,11 @@ impl GitHubOptions {
             "cache_dir" => self.cache_dir = PathBuf::from(value),
             "timeout" => self.timeout = duration(key, value)?,
             "rate_limit_wait" => self.rate_limit_wait = duration(key, value)?,
-            // Every GitHub mount is read-only for now: accept the option, refuse `false`.
-            "read_only" if flag(key, value)? => {}
-            "read_only" => {
-                return Err(invalid(
-                    "GitHub mounts are read-only: commits back to a repository are not supported yet".into(),
-                ));
-            }
+            "read_only" => self.read_only = flag(key, value)?,
+            "branch" => self.branch = Some(value.to_owned()),
             _ => {
                 return Err(invalid(format!(
-                    "unknown option '{key}' (token, base_url, ref, refresh, concurrency, cache_dir, timeout, rate_limit_wait)"
+                    "unknown option '{key}' (token, base_url, ref, branch, refresh, concurrency, cache_dir, timeout, rate_limit_wait, read_only)"
                 )));
             }
         }
@@ -173,7 +176,7 @@ mod tests {
             ("github://o/r/../x", ". or .."),
             ("github://o/r?colour=red", "unknown option 'colour'"),
             ("github://o/r?concurrency=0", "concurrency=0"),
-            ("github://o/r?read_only=false", "read-only"),
+            ("github://o/r?read_only=maybe", "read_only=maybe"),
         ] {
             let e = GitHubOptions::default().apply_url(url).unwrap_err();
             assert_eq!(e.kind(), mirage_core::ErrorKind::InvalidInput, "{url}");

@@ -1,4 +1,4 @@
-//! A GitHub repository at a branch, tag or commit, as a read-only [`Resource`].
+//! A GitHub repository at a branch, tag or commit, as a [`Resource`].
 //!
 //! `github://OWNER/REPO[@REF][/PATH]` mounts the repository (or the directory PATH of it) as
 //! its tree stands at REF: a branch, a tag or a commit sha, the default branch when omitted.
@@ -23,7 +23,14 @@
 //!   up to [`GitHubOptions::rate_limit_wait`]; a longer wait fails at once saying when to try
 //!   again. `401` (a refused token) and `404` (no such repository, or a private one without a
 //!   token) say so.
-//! - **Writing** is refused with `EROFS` (commits back to a repository are not supported yet).
+//! - **Committing** a session (the root session's commit) makes ONE git commit of all its
+//!   changes to the repository, through the Git Data API: a blob per new or changed file, one
+//!   tree (and its parents, for a directory mount), one commit with the session's message, and
+//!   a fast-forward of the mounted branch. A branch that moved since the session read it
+//!   refuses the fast-forward: the commit fails with a `Conflict` and nothing is lost (the new
+//!   commit is left unreferenced). With the `branch` option the commit goes onto that new
+//!   branch instead, ready for a pull request, and the mount follows it. A mount of a tag or a
+//!   commit needs `branch`. Git keeps no empty directories; `read_only` refuses every change.
 
 mod api;
 mod config;
@@ -38,18 +45,23 @@ use std::time::{Instant, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use mirage_core::{Capabilities, DirEntry, Error, ErrorKind, FileType, Metadata, Resource, Result, VPath, Version};
+use mirage_core::{
+    Capabilities, DirEntry, Error, ErrorKind, FileType, Metadata, Resource, Result, Staged, Update, VPath, Version,
+};
+use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
 
-use api::{Api, Commit, Repository, Tree, TreeEntry};
+use api::{Api, Commit, Created, Repository, Tree, TreeEntry};
 pub use config::GitHubOptions;
 use config::Location;
 
-/// A repository (or a directory of it) at a ref, mounted read-only.
+/// A repository (or a directory of it) at a ref.
 pub struct GitHubResource {
     api: Api,
     location: Location,
     options: GitHubOptions,
+    /// The ref the mount follows: the option's, until a commit onto a new branch.
+    reference: std::sync::Mutex<Option<String>>,
     /// `owner/repo@ref/path`, for messages.
     describe: String,
     /// The tree in use, and when the ref was last confirmed to point at its commit.
@@ -83,6 +95,8 @@ struct Entry {
 /// The tree of one commit, indexed by path below the mounted directory.
 struct Snapshot {
     commit: String,
+    /// The shas of the trees from the repository's root down to the mounted directory.
+    trees: Vec<String>,
     /// The commit's time: what every entry reports as modified.
     time: SystemTime,
     entries: HashMap<VPath, Entry>,
@@ -109,6 +123,7 @@ impl GitHubResource {
         Ok(GitHubResource {
             api: Api::new(&options)?,
             fetches: Semaphore::new(options.concurrency),
+            reference: std::sync::Mutex::new(options.reference.clone()),
             location,
             options,
             describe,
@@ -135,10 +150,7 @@ impl GitHubResource {
         {
             return Ok(snapshot.clone());
         }
-        let reference = match &self.options.reference {
-            Some(reference) => reference.clone(),
-            None => self.api.json::<Repository>(&self.route("")).await?.default_branch,
-        };
+        let reference = self.reference().await?;
         let commit: Commit = self.api.json(&self.route(&format!("/commits/{reference}"))).await?;
         let snapshot = match current.take() {
             Some((old, _)) if old.commit == commit.sha => old,
@@ -148,9 +160,19 @@ impl GitHubResource {
         Ok(snapshot)
     }
 
+    /// The ref the mount follows: the one it was given, or the default branch.
+    async fn reference(&self) -> Result<String> {
+        let given = self.reference.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match given {
+            Some(reference) => Ok(reference),
+            None => Ok(self.api.json::<Repository>(&self.route("")).await?.default_branch),
+        }
+    }
+
     /// Reads the tree of `commit` below the mounted directory.
     async fn read_tree(&self, commit: &Commit) -> Result<Snapshot> {
         let mut root = commit.commit.tree.sha.clone();
+        let mut trees = vec![root.clone()];
         for (depth, part) in self.location.subdir.iter().enumerate() {
             let tree: Tree = self.api.json(&self.route(&format!("/git/trees/{root}"))).await?;
             let found = tree.tree.into_iter().find(|e| &e.path == part && e.kind == "tree");
@@ -162,6 +184,7 @@ impl GitHubResource {
                     commit.sha
                 ))
             })?;
+            trees.push(root.clone());
         }
         let whole: Tree = self.api.json(&self.route(&format!("/git/trees/{root}?recursive=1"))).await?;
         let listed = if whole.truncated { self.walk(&root).await? } else { whole.tree };
@@ -195,7 +218,7 @@ impl GitHubResource {
             }
             entries.insert(path, Entry { kind, sha: item.sha, size: item.size.unwrap_or(0) });
         }
-        Ok(Snapshot { commit: commit.sha.clone(), time, entries, children })
+        Ok(Snapshot { commit: commit.sha.clone(), trees, time, entries, children })
     }
 
     /// Lists the tree `root` directory by directory (when the recursive answer was cut
@@ -276,6 +299,108 @@ impl GitHubResource {
     }
 }
 
+impl GitHubResource {
+    /// The tree entry that makes `change` of a commit, uploading its content as a blob.
+    async fn tree_entry(&self, snapshot: &Snapshot, change: Staged) -> Result<Option<serde_json::Value>> {
+        let path = change.path.as_str().trim_start_matches('/').to_owned();
+        let blob = |content: Vec<u8>| async move {
+            use base64::Engine;
+            let body =
+                json!({ "content": base64::engine::general_purpose::STANDARD.encode(content), "encoding": "base64" });
+            Ok::<_, Error>(self.api.send::<Created>(http::Method::POST, &self.route("/git/blobs"), &body).await?.sha)
+        };
+        Ok(Some(match change.update {
+            Update::Remove => {
+                let (mode, kind) = match snapshot.entries.get(&change.path).map(|e| e.kind) {
+                    Some(Kind::Dir) => ("040000", "tree"),
+                    _ => ("100644", "blob"),
+                };
+                json!({ "path": path, "mode": mode, "type": kind, "sha": null })
+            }
+            Update::Dir { .. } => return Ok(None),
+            Update::Symlink { target } => {
+                json!({ "path": path, "mode": "120000", "type": "blob", "sha": blob(target.into_bytes()).await? })
+            }
+            Update::File { mut content, mode } => {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = content.next().await {
+                    bytes.extend_from_slice(&chunk?);
+                }
+                let mode = if mode & 0o111 != 0 { "100755" } else { "100644" };
+                json!({ "path": path, "mode": mode, "type": "blob", "sha": blob(bytes).await? })
+            }
+        }))
+    }
+
+    /// Makes one commit of `changes` on top of `snapshot`'s and returns its sha.
+    async fn make_commit(&self, snapshot: &Snapshot, changes: Vec<Staged>, message: &str) -> Result<String> {
+        let mut entries = Vec::new();
+        for change in changes {
+            entries.extend(self.tree_entry(snapshot, change).await?);
+        }
+        let trees = self.route("/git/trees");
+        let base = snapshot.trees.last().expect("a snapshot knows its root");
+        let mut tree = self
+            .api
+            .send::<Created>(http::Method::POST, &trees, &json!({ "base_tree": base, "tree": entries }))
+            .await?
+            .sha;
+        // A directory mount: the new tree replaces its directory in each tree above it.
+        for (depth, parent) in snapshot.trees.iter().enumerate().rev().skip(1) {
+            let name = &self.location.subdir[depth];
+            let entry = json!({ "path": name, "mode": "040000", "type": "tree", "sha": tree });
+            tree = self
+                .api
+                .send::<Created>(http::Method::POST, &trees, &json!({ "base_tree": parent, "tree": [entry] }))
+                .await?
+                .sha;
+        }
+        let body = json!({ "message": message, "tree": tree, "parents": [snapshot.commit] });
+        Ok(self.api.send::<Created>(http::Method::POST, &self.route("/git/commits"), &body).await?.sha)
+    }
+
+    /// Points the branch the commit goes to at `commit`: a fast-forward of the mounted branch,
+    /// or a new branch.
+    async fn advance(&self, commit: &str) -> Result<()> {
+        if let Some(branch) = &self.options.branch
+            && self.reference.lock().unwrap_or_else(|e| e.into_inner()).as_deref() != Some(branch)
+        {
+            let body = json!({ "ref": format!("refs/heads/{branch}"), "sha": commit });
+            return match self.api.send::<serde_json::Value>(http::Method::POST, &self.route("/git/refs"), &body).await {
+                Ok(_) => {
+                    *self.reference.lock().unwrap_or_else(|e| e.into_inner()) = Some(branch.clone());
+                    Ok(())
+                }
+                Err(e) if e.kind() == ErrorKind::InvalidInput => Err(Error::conflict(
+                    "commit",
+                    Vec::new(),
+                    format!("{}: branch '{branch}' exists already: choose another name", self.describe),
+                )),
+                Err(e) => Err(e),
+            };
+        }
+        let branch = self.reference().await?;
+        let route = self.route(&format!("/git/refs/heads/{branch}"));
+        match self.api.send::<serde_json::Value>(http::Method::PATCH, &route, &json!({ "sha": commit, "force": false })).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::InvalidInput && e.to_string().contains("fast forward") => Err(Error::conflict(
+                "commit",
+                Vec::new(),
+                format!(
+                    "{}: branch '{branch}' moved since the session read it; nothing was written (the session keeps its changes)",
+                    self.describe
+                ),
+            )),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::NotFound) => Err(Error::new(ErrorKind::InvalidInput, "commit")
+                .with_detail(format!(
+                    "{}: '{branch}' is not a branch (a tag or a commit): give the branch option to commit onto a new branch",
+                    self.describe
+                ))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Writes `content` to `file` whole or not at all (a temporary file renamed into place), so
 /// that a reader never sees part of a blob.
 fn store(file: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
@@ -313,7 +438,39 @@ fn metadata(snapshot: &Snapshot, entry: &Entry) -> Metadata {
 #[async_trait]
 impl Resource for GitHubResource {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { read_only: true, ranged_reads: true, atomic_rename: false, symlinks: true, modes: true }
+        Capabilities {
+            read_only: self.options.read_only,
+            ranged_reads: true,
+            atomic_rename: false,
+            symlinks: true,
+            modes: true,
+        }
+    }
+
+    fn whole_commits(&self) -> bool {
+        true
+    }
+
+    async fn commit_whole(&self, changes: Vec<Staged>, message: &str) -> Result<Vec<Option<Metadata>>> {
+        let fail = |e: Error| {
+            let detail = e.detail().unwrap_or_default().to_owned();
+            match e.kind() {
+                ErrorKind::Conflict => e,
+                kind => Error::new(kind, "commit").with_detail(format!("{}: {detail}", self.describe)),
+            }
+        };
+        if self.options.read_only {
+            return Err(Error::new(ErrorKind::ReadOnly, "commit")
+                .with_detail(format!("{} is mounted read-only", self.describe)));
+        }
+        let paths: Vec<VPath> = changes.iter().map(|c| c.path.clone()).collect();
+        let snapshot = self.snapshot().await.map_err(fail)?;
+        let commit = self.make_commit(&snapshot, changes, message).await.map_err(fail)?;
+        self.advance(&commit).await.map_err(fail)?;
+        let made: Commit = self.api.json(&self.route(&format!("/commits/{commit}"))).await.map_err(fail)?;
+        let snapshot = Arc::new(self.read_tree(&made).await.map_err(fail)?);
+        *self.snapshot.lock().await = Some((snapshot.clone(), Instant::now()));
+        Ok(paths.iter().map(|path| snapshot.entries.get(path).map(|entry| metadata(&snapshot, entry))).collect())
     }
 
     async fn stat(&self, path: &VPath) -> Result<Metadata> {
