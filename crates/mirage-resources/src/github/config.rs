@@ -19,8 +19,12 @@ pub struct GitHubOptions {
     pub base_url: String,
     /// The branch, tag or commit (`ref`, or `@REF` in the URL); the default branch when none.
     pub reference: Option<String>,
-    /// How long the tree read for a branch is used before asking whether the branch moved
-    /// (`refresh`; a conditional request, which costs no rate limit when nothing changed).
+    /// How long the commit a branch pointed at is used before asking whether the branch
+    /// moved (`refresh`; a conditional request, which costs no rate limit when nothing
+    /// changed). By default never: the mount stays at the commit it first read, so that a
+    /// commit back refuses a branch that moved meanwhile. With a refresh, the mount follows
+    /// the branch, and a commit goes on top of its newest commit, conflicting only on paths
+    /// both changed.
     pub refresh: Duration,
     /// File contents fetched at once, at most (`concurrency`).
     pub concurrency: usize,
@@ -52,7 +56,7 @@ impl Default for GitHubOptions {
             token,
             base_url: "https://api.github.com".into(),
             reference: None,
-            refresh: Duration::from_secs(60),
+            refresh: Duration::MAX,
             concurrency: 8,
             cache_dir: cache.join("mirage/github"),
             timeout: Duration::from_secs(30),

@@ -15,10 +15,11 @@
 //!   [`GitHubOptions::concurrency`] at once, and kept on disk under
 //!   [`GitHubOptions::cache_dir`] by sha, so every session, fork and later mount shares them
 //!   and never fetches a blob twice.
-//! - **A branch that moves** is noticed within [`GitHubOptions::refresh`]: the ref is asked
-//!   again with the ETag of the last answer, which costs no rate limit when nothing changed;
-//!   when the branch did move, the new commit's tree replaces the old one. Versions are git
-//!   shas, so a session that read a file sees exactly which files changed.
+//! - **A branch that moves** stays where the mount first read it, unless
+//!   [`GitHubOptions::refresh`] says to follow it: then the ref is asked again after that
+//!   long, with the ETag of the last answer, which costs no rate limit when nothing changed,
+//!   and when the branch did move, the new commit's tree replaces the old one. Versions are
+//!   git shas, so a session that read a file sees exactly which files changed.
 //! - **Rate limits**: a `403` or `429` that says to retry later is waited out, with a message,
 //!   up to [`GitHubOptions::rate_limit_wait`]; a longer wait fails at once saying when to try
 //!   again. `401` (a refused token) and `404` (no such repository, or a private one without a
