@@ -19,6 +19,16 @@ pub(crate) fn split_query(url: &str) -> Result<(Url, Vec<(String, String)>)> {
     Ok((parsed, pairs))
 }
 
+/// Applies the options of `url`'s query string to `options` with `set`, and returns them
+/// with the URL without its query.
+pub(crate) fn apply_query<T>(mut options: T, url: &str, set: fn(&mut T, &str, &str) -> Result<()>) -> Result<(T, Url)> {
+    let (url, pairs) = split_query(url)?;
+    for (key, value) in pairs {
+        set(&mut options, &key, &value)?;
+    }
+    Ok((options, url))
+}
+
 /// The error for option `key=value`, saying what was expected instead.
 pub(crate) fn bad_value(key: &str, value: &str, expected: &str) -> Error {
     invalid(format!("option {key}={value}: expected {expected}"))

@@ -333,22 +333,13 @@ Alias /whole "{r}/dav"
 <Location /whole>
     MaxRanges none
 </Location>
-<Directory "{r}/dav">
-    Dav On
-    AuthType Basic
-    AuthName "Mirage tests"
-    AuthUserFile "{r}/htpasswd"
-    Require valid-user
-</Directory>
-<Directory "{r}/nextcloud">
-    Dav On
-    AuthType Basic
-    AuthName "Mirage tests"
-    AuthUserFile "{r}/htpasswd"
-    Require valid-user
-</Directory>
 "#
         ));
+        for served in ["dav", "nextcloud"] {
+            conf.push_str(&format!(
+                "<Directory \"{r}/{served}\">\n    Dav On\n    AuthType Basic\n    AuthName \"Mirage tests\"\n    AuthUserFile \"{r}/htpasswd\"\n    Require valid-user\n</Directory>\n"
+            ));
+        }
         let conf_path = root.join("httpd.conf");
         std::fs::write(&conf_path, conf).unwrap();
         // One process (`-X`) with many threads: a kill stops all of it.

@@ -65,12 +65,8 @@ impl ObjectOptions {
     ///
     /// # Errors
     /// `InvalidInput` for a URL that does not parse or a value that does not.
-    pub fn from_url(mut self, url: &str) -> Result<(Self, Url)> {
-        let (url, pairs) = options::split_query(url)?;
-        for (key, value) in pairs {
-            self.set(&key, &value)?;
-        }
-        Ok((self, url))
+    pub fn from_url(self, url: &str) -> Result<(Self, Url)> {
+        options::apply_query(self, url, Self::set)
     }
 
     /// Sets one option by its query-string name.

@@ -75,12 +75,8 @@ impl WebDavOptions {
     ///
     /// # Errors
     /// `InvalidInput` for a URL that does not parse, or an option or value that does not.
-    pub fn from_url(mut self, url: &str) -> Result<(Self, Url)> {
-        let (url, pairs) = options::split_query(url)?;
-        for (key, value) in pairs {
-            self.set(&key, &value)?;
-        }
-        Ok((self, url))
+    pub fn from_url(self, url: &str) -> Result<(Self, Url)> {
+        options::apply_query(self, url, Self::set)
     }
 
     /// Sets one option by its query-string name.
