@@ -1,9 +1,14 @@
 //! The `fuser::Filesystem` that answers the kernel from a session.
 //!
-//! Every request runs the session operation on the calling worker thread (the futures of
-//! memory and local mounts complete at once; remote ones wait on the tokio runtime). The
-//! kernel keeps entries, attributes and pages for the configured time to live; what changes
-//! behind its back (another writer of the session, a commit into it) is invalidated
+//! A request is answered on the thread that read it from the kernel when its session
+//! operations complete at once, as those of memory and local mounts and cached metadata do.
+//! When one would have to wait (a remote resource, a session busy with another writer), the
+//! request is dropped before it changed anything and answered again from the start on a
+//! worker thread that may wait, so the reading threads never block: there can be one per
+//! CPU, each pinned to it, and a request is then mostly answered on the CPU that sent it.
+//!
+//! The kernel keeps entries, attributes and pages for the configured time to live; what
+//! changes behind its back (another writer of the session, a commit into it) is invalidated
 //! explicitly by [`crate::invalidate`], and changes made through this mount are not, because
 //! the kernel already knows them.
 
@@ -12,8 +17,9 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -30,6 +36,21 @@ thread_local! {
     /// The mount this thread is answering a request of (0 when none): changes made by the
     /// request are the kernel's own and need no invalidation.
     static SERVING: Cell<usize> = const { Cell::new(0) };
+    /// Whether session operations may wait on this thread.
+    static WAITING: Cell<Waiting> = const { Cell::new(Waiting::Allowed) };
+    /// Whether this reading thread has been pinned to its CPU.
+    static PINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How [`Served::run`] treats an operation that cannot complete at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// Wait for it (worker threads, and the part of a request past its point of no return).
+    Allowed,
+    /// Give up: the request will be answered again on a worker thread.
+    Refused,
+    /// An operation of the current attempt would have waited; the attempt's result is void.
+    GaveUp,
 }
 
 /// The mount the current thread is answering a request of, as [`mount_id`] names it.
@@ -53,8 +74,14 @@ const PASSTHROUGH: u64 = 2;
 /// Files smaller than this are not passed through.
 const PASSTHROUGH_MIN: u64 = 1 << 20;
 
-/// The filesystem served for one session.
+/// The filesystem served for one session, as the kernel's requests reach it.
 pub(crate) struct MirageFs {
+    served: Arc<Served>,
+}
+
+/// Everything a request is answered from, shared with the worker threads that answer the
+/// requests that must wait.
+pub(crate) struct Served {
     session: Session,
     runtime: tokio::runtime::Handle,
     inodes: Arc<Inodes>,
@@ -75,9 +102,15 @@ pub(crate) struct MirageFs {
     /// The backing file of each inode opened with passthrough, and how many handles use it
     /// (the kernel wants one backing file per inode).
     backing: Mutex<HashMap<u64, (Arc<BackingId>, u32)>>,
+    /// The CPUs the reading threads are pinned to, one each in the order they first serve;
+    /// empty when they are not pinned.
+    cpus: Vec<usize>,
+    /// How many reading threads have pinned themselves.
+    pinned: AtomicUsize,
 }
 
 impl MirageFs {
+    /// Serves `session`; `cpus` lists the CPUs to pin the reading threads to (empty: none).
     pub(crate) fn new(
         session: Session,
         runtime: tokio::runtime::Handle,
@@ -85,8 +118,9 @@ impl MirageFs {
         ttl: Duration,
         owner: Owner,
         passthrough: bool,
+        cpus: Vec<usize>,
     ) -> Self {
-        MirageFs {
+        let served = Served {
             session,
             runtime,
             inodes,
@@ -98,6 +132,94 @@ impl MirageFs {
             no_opendir: false,
             passthrough,
             backing: Mutex::new(HashMap::new()),
+            cpus,
+            pinned: AtomicUsize::new(0),
+        };
+        MirageFs { served: Arc::new(served) }
+    }
+
+    /// Answers a request: `work` computes the answer and `answer` sends it. `work` runs here,
+    /// on the reading thread, unless one of its session operations would have to wait; then
+    /// it is run again from the start on a worker thread. So `work` must change nothing
+    /// before its last operation that may wait, or call [`Served::past_return`] first. What
+    /// `answer` does runs on the same thread as the `work` that counted, and may wait.
+    fn serve<R, T>(
+        &self,
+        reply: R,
+        work: impl Fn(&Served) -> Result<T, Errno> + Send + 'static,
+        answer: impl FnOnce(&Served, R, Result<T, Errno>) + Send + 'static,
+    ) where
+        R: Send + 'static,
+    {
+        let served = &self.served;
+        served.pin_reader();
+        WAITING.set(Waiting::Refused);
+        let result = work(served);
+        if WAITING.replace(Waiting::Allowed) != Waiting::GaveUp {
+            return answer(served, reply, result);
+        }
+        let served = served.clone();
+        drop(served.runtime.clone().spawn_blocking(move || {
+            let result = work(&served);
+            answer(&served, reply, result);
+        }));
+    }
+
+    /// Answers a request that makes the entry `name` in `parent`.
+    fn make(&self, reply: ReplyEntry, parent: INodeNo, name: &OsStr, what: Make) {
+        let name = name.to_owned();
+        self.serve(
+            reply,
+            move |fs| {
+                let path = fs.child(parent, &name)?;
+                let p = path.as_str();
+                match &what {
+                    Make::File(mode) => fs.run(fs.session.create(p, *mode))?,
+                    Make::Dir(mode) => fs.run(fs.session.mkdir(p, *mode))?,
+                    Make::Symlink(target) => fs.run(fs.session.symlink(target, p))?,
+                }
+                fs.past_return();
+                fs.entry(&path)
+            },
+            reply_entry,
+        );
+    }
+}
+
+/// What [`MirageFs::make`] makes.
+enum Make {
+    /// An empty file with this mode.
+    File(u32),
+    /// A directory with this mode.
+    Dir(u32),
+    /// A symbolic link to this target.
+    Symlink(String),
+}
+
+impl Served {
+    /// Pins the calling reading thread to a CPU of its own, the first time it serves: the
+    /// kernel wakes a waiting reader for each request, and one on the requesting process's
+    /// CPU answers without waking the other CPU (which costs several times the work here).
+    fn pin_reader(&self) {
+        if self.cpus.is_empty() || PINNED.get() {
+            return;
+        }
+        PINNED.set(true);
+        let cpu = self.cpus[self.pinned.fetch_add(1, Ordering::Relaxed) % self.cpus.len()];
+        // SAFETY: a zeroed set with one CPU added, passed with its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+
+    /// Marks the point after which the current request must finish where it runs: it has
+    /// changed something that answering it again would not undo (a file it created would
+    /// then exist already).
+    fn past_return(&self) {
+        if WAITING.get() == Waiting::Refused {
+            WAITING.set(Waiting::Allowed);
         }
     }
 
@@ -134,11 +256,32 @@ impl MirageFs {
         Ok(())
     }
 
-    /// Runs a session operation for the kernel.
+    /// Runs a session operation for the kernel: to its end, or, on a reading thread, only
+    /// as far as it gets at once (see [`MirageFs::serve`]; `EAGAIN` then, and the request's
+    /// answer is computed again elsewhere).
     fn run<T>(&self, op: impl Future<Output = mirage_core::Result<T>>) -> Result<T, Errno> {
-        SERVING.set(mount_id(&self.inodes));
-        let result = self.runtime.block_on(op);
-        SERVING.set(0);
+        let result = match WAITING.get() {
+            Waiting::GaveUp => return Err(Errno::EAGAIN),
+            Waiting::Refused => {
+                let _context = self.runtime.enter();
+                SERVING.set(mount_id(&self.inodes));
+                let polled = std::pin::pin!(op).poll(&mut Context::from_waker(Waker::noop()));
+                SERVING.set(0);
+                match polled {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        WAITING.set(Waiting::GaveUp);
+                        return Err(Errno::EAGAIN);
+                    }
+                }
+            }
+            Waiting::Allowed => {
+                SERVING.set(mount_id(&self.inodes));
+                let result = self.runtime.block_on(op);
+                SERVING.set(0);
+                result
+            }
+        };
         result.map_err(|e| errno(&e))
     }
 
@@ -150,13 +293,6 @@ impl MirageFs {
     fn entry(&self, path: &VPath) -> Result<FileAttr, Errno> {
         let meta = self.lstat(path)?;
         Ok(file_attr(self.inodes.remember(path), &meta, self.owner))
-    }
-
-    fn reply_entry(&self, path: Result<VPath, Errno>, reply: ReplyEntry) {
-        match path.and_then(|path| self.entry(&path)) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
     }
 
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<VPath, Errno> {
@@ -290,15 +426,32 @@ impl MirageFs {
 }
 
 /// Answers a request that returns nothing but success or an errno.
-fn reply_empty(result: Result<(), Errno>, reply: ReplyEmpty) {
+fn reply_empty(_: &Served, reply: ReplyEmpty, result: Result<(), Errno>) {
     match result {
         Ok(()) => reply.ok(),
         Err(e) => reply.error(e),
     }
 }
 
+/// Answers a request for an entry (the kernel counts a reference to it).
+fn reply_entry(served: &Served, reply: ReplyEntry, result: Result<FileAttr, Errno>) {
+    match result {
+        Ok(attr) => reply.entry(&served.ttl, &attr, Generation(0)),
+        Err(e) => reply.error(e),
+    }
+}
+
+/// Answers a request for attributes.
+fn reply_attr(served: &Served, reply: ReplyAttr, result: Result<FileAttr, Errno>) {
+    match result {
+        Ok(attr) => reply.attr(&served.ttl, &attr),
+        Err(e) => reply.error(e),
+    }
+}
+
 impl Filesystem for MirageFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let served = Arc::get_mut(&mut self.served).expect("nothing is served before init");
         // Ask for what the kernel offers of these; it is fine to get less.
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
@@ -306,16 +459,16 @@ impl Filesystem for MirageFs {
             | InitFlags::FUSE_CACHE_SYMLINKS
             | InitFlags::FUSE_NO_OPENDIR_SUPPORT
             // Passthrough needs open requests; without it, opens cost no round trip.
-            | if self.passthrough { InitFlags::FUSE_PASSTHROUGH } else { InitFlags::FUSE_NO_OPEN_SUPPORT };
+            | if served.passthrough { InitFlags::FUSE_PASSTHROUGH } else { InitFlags::FUSE_NO_OPEN_SUPPORT };
         let granted = wanted & config.capabilities();
         if granted.contains(InitFlags::FUSE_PASSTHROUGH) {
             let _ = config.set_max_stack_depth(1);
         } else {
-            self.passthrough = false;
+            served.passthrough = false;
         }
         let _ = config.add_capabilities(granted);
-        self.no_open = granted.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
-        self.no_opendir = granted.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
+        served.no_open = granted.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
+        served.no_opendir = granted.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         // Large sequential reads: as much read-ahead as the kernel allows.
         if let Err(max) = config.set_max_readahead(4 << 20) {
             let _ = config.set_max_readahead(max);
@@ -324,30 +477,30 @@ impl Filesystem for MirageFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let path = match self.child(parent, name) {
-            Ok(path) => path,
-            Err(e) => return reply.error(e),
-        };
-        match self.entry(&path) {
-            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
-            // A negative entry the kernel may keep: a create through any other way than this
-            // mount invalidates it.
-            Err(e) if e == Errno::ENOENT => reply.entry(&self.ttl, &negative_attr(self.owner), Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        let name = name.to_owned();
+        self.serve(
+            reply,
+            move |fs| {
+                let path = fs.child(parent, &name)?;
+                match fs.entry(&path) {
+                    // A negative entry the kernel may keep: a create through any other way
+                    // than this mount invalidates it.
+                    Err(e) if e == Errno::ENOENT => Ok(negative_attr(fs.owner)),
+                    other => other,
+                }
+            },
+            reply_entry,
+        );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        if self.inodes.forget(ino, nlookup) {
-            self.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&ino.0);
+        if self.served.inodes.forget(ino, nlookup) {
+            self.served.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&ino.0);
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.attr_of(ino) {
-            Ok(attr) => reply.attr(&self.ttl, &attr),
-            Err(e) => reply.error(e),
-        }
+        self.serve(reply, move |fs| fs.attr_of(ino), reply_attr);
     }
 
     fn setattr(
@@ -368,17 +521,19 @@ impl Filesystem for MirageFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.set_attr(ino, mode, uid, gid, size, atime, mtime) {
-            Ok(attr) => reply.attr(&self.ttl, &attr),
-            Err(e) => reply.error(e),
-        }
+        // Setting the same mode, size and times again changes nothing: no point of no return.
+        self.serve(reply, move |fs| fs.set_attr(ino, mode, uid, gid, size, atime, mtime), reply_attr);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.inodes.path(ino).and_then(|p| self.run(self.session.readlink(p.as_str()))) {
-            Ok(target) => reply.data(target.as_bytes()),
-            Err(e) => reply.error(e),
-        }
+        self.serve(
+            reply,
+            move |fs| fs.inodes.path(ino).and_then(|p| fs.run(fs.session.readlink(p.as_str()))),
+            |_, reply, result| match result {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(e),
+            },
+        );
     }
 
     fn mknod(
@@ -395,47 +550,45 @@ impl Filesystem for MirageFs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::ENOTSUP);
         }
-        let path = self.child(parent, name).and_then(|path| {
-            self.run(self.session.create(path.as_str(), mode & !umask & 0o7777))?;
-            Ok(path)
-        });
-        self.reply_entry(path, reply);
+        self.make(reply, parent, name, Make::File(mode & !umask & 0o7777));
     }
 
     fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let path = self.child(parent, name).and_then(|path| {
-            self.run(self.session.mkdir(path.as_str(), mode & !umask & 0o7777))?;
-            Ok(path)
-        });
-        self.reply_entry(path, reply);
+        self.make(reply, parent, name, Make::Dir(mode & !umask & 0o7777));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = self.child(parent, name).and_then(|path| {
-            let orphan = self.keep_if_held(&path)?;
-            self.run(self.session.remove(path.as_str()))?;
-            self.inodes.removed(&path, orphan);
-            Ok(())
-        });
-        reply_empty(result, reply);
+        let name = name.to_owned();
+        self.serve(
+            reply,
+            move |fs| {
+                let path = fs.child(parent, &name)?;
+                let orphan = fs.keep_if_held(&path)?;
+                fs.run(fs.session.remove(path.as_str()))?;
+                fs.inodes.removed(&path, orphan);
+                Ok(())
+            },
+            reply_empty,
+        );
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = self.child(parent, name).and_then(|path| {
-            self.run(self.session.rmdir(path.as_str()))?;
-            self.inodes.removed(&path, None);
-            Ok(())
-        });
-        reply_empty(result, reply);
+        let name = name.to_owned();
+        self.serve(
+            reply,
+            move |fs| {
+                let path = fs.child(parent, &name)?;
+                fs.run(fs.session.rmdir(path.as_str()))?;
+                fs.inodes.removed(&path, None);
+                Ok(())
+            },
+            reply_empty,
+        );
     }
 
     fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let path = self.child(parent, link_name).and_then(|path| {
-            let target = target.to_str().ok_or(Errno::EINVAL)?;
-            self.run(self.session.symlink(target, path.as_str()))?;
-            Ok(path)
-        });
-        self.reply_entry(path, reply);
+        let Some(target) = target.to_str().map(str::to_owned) else { return reply.error(Errno::EINVAL) };
+        self.make(reply, parent, link_name, Make::Symlink(target));
     }
 
     fn rename(
@@ -448,23 +601,27 @@ impl Filesystem for MirageFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let result = (|| {
-            let from = self.child(parent, name)?;
-            let to = self.child(newparent, newname)?;
-            if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
-                return Err(Errno::EINVAL);
-            }
-            if flags.contains(RenameFlags::RENAME_NOREPLACE) && self.lstat(&to).is_ok() {
-                return Err(Errno::EEXIST);
-            }
-            let orphan = if from == to { None } else { self.keep_if_held(&to)? };
-            self.run(self.session.rename(from.as_str(), to.as_str()))?;
-            if from != to {
-                self.inodes.renamed(&from, &to, orphan);
-            }
-            Ok(())
-        })();
-        reply_empty(result, reply);
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
+            return reply.error(Errno::EINVAL);
+        }
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.serve(
+            reply,
+            move |fs| {
+                let from = fs.child(parent, &name)?;
+                let to = fs.child(newparent, &newname)?;
+                if flags.contains(RenameFlags::RENAME_NOREPLACE) && fs.lstat(&to).is_ok() {
+                    return Err(Errno::EEXIST);
+                }
+                let orphan = if from == to { None } else { fs.keep_if_held(&to)? };
+                fs.run(fs.session.rename(from.as_str(), to.as_str()))?;
+                if from != to {
+                    fs.inodes.renamed(&from, &to, orphan);
+                }
+                Ok(())
+            },
+            reply_empty,
+        );
     }
 
     fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
@@ -473,20 +630,22 @@ impl Filesystem for MirageFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if self.no_open {
+        let fs = &self.served;
+        if fs.no_open {
             // "Opened, and never ask again": the kernel then keeps pages across opens.
             return reply.error(Errno::ENOSYS);
         }
         let read_only = flags.0 & libc::O_ACCMODE == libc::O_RDONLY && flags.0 & libc::O_TRUNC == 0;
-        if self.passthrough
+        // Only host files pass through, and finding them never waits.
+        if fs.passthrough
             && read_only
-            && let Some(id) = self.open_passthrough(ino, &reply)
+            && let Some(id) = fs.open_passthrough(ino, &reply)
         {
-            let fh = FileHandle((self.next_handle.fetch_add(1, Ordering::Relaxed) << 2) | PASSTHROUGH);
+            let fh = FileHandle((fs.next_handle.fetch_add(1, Ordering::Relaxed) << 2) | PASSTHROUGH);
             return reply.opened_passthrough(fh, FopenFlags::empty(), &id);
         }
-        match self.inodes.target(ino) {
-            Ok(_) => reply.opened(self.new_handle(flags.0 & libc::O_APPEND != 0), FopenFlags::FOPEN_KEEP_CACHE),
+        match fs.inodes.target(ino) {
+            Ok(_) => reply.opened(fs.new_handle(flags.0 & libc::O_APPEND != 0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }
@@ -502,27 +661,27 @@ impl Filesystem for MirageFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.inodes.target(ino) {
-            Ok(Target::Path(path)) => match self.run(self.session.read(path.as_str(), offset, u64::from(size))) {
+        self.serve(
+            reply,
+            move |fs| match fs.inodes.target(ino)? {
+                Target::Path(path) => fs.run(fs.session.read(path.as_str(), offset, u64::from(size))),
+                Target::Orphan(orphan) => {
+                    let o = lock(&orphan);
+                    match &o.data {
+                        Some(data) => {
+                            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                            let end = start.saturating_add(size as usize).min(data.len());
+                            Ok(bytes::Bytes::copy_from_slice(&data[start..end]))
+                        }
+                        None => fs.run(o.snapshot.read(offset, u64::from(size))),
+                    }
+                }
+            },
+            |_, reply, result| match result {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(e),
             },
-            Ok(Target::Orphan(orphan)) => {
-                let o = lock(&orphan);
-                match &o.data {
-                    Some(data) => {
-                        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
-                        let end = start.saturating_add(size as usize).min(data.len());
-                        reply.data(&data[start..end]);
-                    }
-                    None => match self.run(o.snapshot.read(offset, u64::from(size))) {
-                        Ok(data) => reply.data(&data),
-                        Err(e) => reply.error(e),
-                    },
-                }
-            }
-            Err(e) => reply.error(e),
-        }
+        );
     }
 
     fn write(
@@ -538,22 +697,22 @@ impl Filesystem for MirageFs {
         reply: ReplyWrite,
     ) {
         let append = fh.0 & APPEND != 0 || flags.0 & libc::O_APPEND != 0;
-        let result = match self.inodes.target(ino) {
-            Ok(Target::Path(path)) => {
-                let bytes = bytes::Bytes::copy_from_slice(data);
-                if append {
-                    self.run(self.session.append(path.as_str(), bytes))
-                } else {
-                    self.run(self.session.write(path.as_str(), offset, bytes))
+        let data = bytes::Bytes::copy_from_slice(data);
+        self.serve(
+            reply,
+            move |fs| {
+                match fs.inodes.target(ino)? {
+                    Target::Path(path) if append => fs.run(fs.session.append(path.as_str(), data.clone()))?,
+                    Target::Path(path) => fs.run(fs.session.write(path.as_str(), offset, data.clone()))?,
+                    Target::Orphan(orphan) => fs.write_orphan(&orphan, offset, &data, append)?,
                 }
-            }
-            Ok(Target::Orphan(orphan)) => self.write_orphan(&orphan, offset, data, append),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(e),
-        }
+                Ok(data.len() as u32)
+            },
+            |_, reply, result| match result {
+                Ok(written) => reply.written(written),
+                Err(e) => reply.error(e),
+            },
+        );
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
@@ -573,7 +732,7 @@ impl Filesystem for MirageFs {
         reply: ReplyEmpty,
     ) {
         if fh.0 & PASSTHROUGH != 0 {
-            let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
+            let mut backing = self.served.backing.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((_, users)) = backing.get_mut(&ino.0) {
                 *users -= 1;
                 if *users == 0 {
@@ -586,71 +745,88 @@ impl Filesystem for MirageFs {
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // The session's changes are durable once its store has them (a no-op without one).
-        reply_empty(self.session.flush().map_err(|e| errno(&e)), reply);
+        self.serve(reply, |fs| fs.session.flush().map_err(|e| errno(&e)), reply_empty);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        if self.no_opendir {
+        if self.served.no_opendir {
             // As for files: opened, never ask again, and the kernel keeps listings.
             return reply.error(Errno::ENOSYS);
         }
-        match self.inodes.path(ino) {
+        match self.served.inodes.path(ino) {
             // The kernel may keep the listing: changes invalidate it.
             Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let (dir, list) = match self.listing(ino, offset) {
-            Ok(found) => found,
-            Err(e) => return reply.error(e),
-        };
-        let dots = self.dot_entries(ino, &dir);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (i, (entry_ino, name, kind)) in dots
-            .iter()
-            .map(|&(ino, name)| (ino, name.to_owned(), Kind::Directory))
-            .chain(list.iter().map(|e| {
-                let path = dir.join(&e.name).unwrap_or_else(|_| dir.clone());
-                (self.listed_ino(&path), e.name.clone(), kind(e.file_type))
-            }))
-            .enumerate()
-            .skip(start)
-        {
-            if reply.add(entry_ino, (i + 1) as u64, kind, &name) {
-                break;
-            }
-        }
-        reply.ok();
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        self.serve(
+            reply,
+            move |fs| fs.listing(ino, offset),
+            move |fs, mut reply, result| {
+                let (dir, list) = match result {
+                    Ok(found) => found,
+                    Err(e) => return reply.error(e),
+                };
+                let dots = fs.dot_entries(ino, &dir);
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                for (i, (entry_ino, name, kind)) in dots
+                    .iter()
+                    .map(|&(ino, name)| (ino, name.to_owned(), Kind::Directory))
+                    .chain(list.iter().map(|e| {
+                        let path = dir.join(&e.name).unwrap_or_else(|_| dir.clone());
+                        (fs.listed_ino(&path), e.name.clone(), kind(e.file_type))
+                    }))
+                    .enumerate()
+                    .skip(start)
+                {
+                    if reply.add(entry_ino, (i + 1) as u64, kind, &name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            },
+        );
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let (dir, list) = match self.listing(ino, offset) {
-            Ok(found) => found,
-            Err(e) => return reply.error(e),
-        };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let dots = self.dot_entries(ino, &dir);
-        for (i, (entry_ino, name)) in dots.iter().enumerate().skip(start) {
-            // The kernel takes no reference for the dot entries.
-            let Ok(attr) = self.attr_of(*entry_ino) else { continue };
-            if reply.add(*entry_ino, (i + 1) as u64, name, &self.ttl, &attr, Generation(0)) {
-                return reply.ok();
-            }
-        }
-        for (i, e) in list.iter().enumerate().skip(start.saturating_sub(dots.len())) {
-            let Ok(path) = dir.join(&e.name) else { continue };
-            // Gone since the listing was taken: skip it, as a later getdents would.
-            let Ok(meta) = self.lstat(&path) else { continue };
-            let entry_ino = self.inodes.remember(&path);
-            let attr = file_attr(entry_ino, &meta, self.owner);
-            if reply.add(entry_ino, (i + dots.len() + 1) as u64, &e.name, &self.ttl, &attr, Generation(0)) {
-                self.inodes.forget(entry_ino, 1);
-                break;
-            }
-        }
-        reply.ok();
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        // The listing and the dot entries may wait; the entries after them are looked up as
+        // they fit, which needs no waiting where the listing filled the resource's cache.
+        self.serve(
+            reply,
+            move |fs| {
+                let (dir, list) = fs.listing(ino, offset)?;
+                let dots = fs.dot_entries(ino, &dir).map(|(ino, name)| (ino, name, fs.attr_of(ino)));
+                Ok((dir, list, dots))
+            },
+            move |fs, mut reply, result| {
+                let (dir, list, dots) = match result {
+                    Ok(found) => found,
+                    Err(e) => return reply.error(e),
+                };
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                for (i, (entry_ino, name, attr)) in dots.iter().enumerate().skip(start) {
+                    // The kernel takes no reference for the dot entries.
+                    let Ok(attr) = attr else { continue };
+                    if reply.add(*entry_ino, (i + 1) as u64, name, &fs.ttl, attr, Generation(0)) {
+                        return reply.ok();
+                    }
+                }
+                for (i, e) in list.iter().enumerate().skip(start.saturating_sub(dots.len())) {
+                    let Ok(path) = dir.join(&e.name) else { continue };
+                    // Gone since the listing was taken: skip it, as a later getdents would.
+                    let Ok(meta) = fs.lstat(&path) else { continue };
+                    let entry_ino = fs.inodes.remember(&path);
+                    let attr = file_attr(entry_ino, &meta, fs.owner);
+                    if reply.add(entry_ino, (i + dots.len() + 1) as u64, &e.name, &fs.ttl, &attr, Generation(0)) {
+                        fs.inodes.forget(entry_ino, 1);
+                        break;
+                    }
+                }
+                reply.ok();
+            },
+        );
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
@@ -679,21 +855,27 @@ impl Filesystem for MirageFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let result = self.child(parent, name).and_then(|path| {
-            self.create_file(&path, mode & !umask, flags)?;
-            let attr = self.entry(&path)?;
-            if attr.kind == Kind::Directory {
-                self.inodes.forget(attr.ino, 1);
-                return Err(Errno::EISDIR);
-            }
-            Ok(attr)
-        });
-        match result {
-            Ok(attr) => {
-                let fh = self.new_handle(flags & libc::O_APPEND != 0);
-                reply.created(&self.ttl, &attr, Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE);
-            }
-            Err(e) => reply.error(e),
-        }
+        let name = name.to_owned();
+        self.serve(
+            reply,
+            move |fs| {
+                let path = fs.child(parent, &name)?;
+                fs.create_file(&path, mode & !umask, flags)?;
+                fs.past_return();
+                let attr = fs.entry(&path)?;
+                if attr.kind == Kind::Directory {
+                    fs.inodes.forget(attr.ino, 1);
+                    return Err(Errno::EISDIR);
+                }
+                Ok(attr)
+            },
+            move |fs, reply, result| match result {
+                Ok(attr) => {
+                    let fh = fs.new_handle(flags & libc::O_APPEND != 0);
+                    reply.created(&fs.ttl, &attr, Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE);
+                }
+                Err(e) => reply.error(e),
+            },
+        );
     }
 }

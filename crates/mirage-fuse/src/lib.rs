@@ -52,7 +52,10 @@ pub struct Options {
     pub ttl: Duration,
     /// Who owns every entry.
     pub owner: Owner,
-    /// Worker threads answering the kernel.
+    /// Threads reading the kernel's requests. They never wait on a resource (a request that
+    /// must wait moves to a worker thread), so a few are enough; with one per CPU this
+    /// process may use (the default, up to 16), each is pinned to its CPU, so that a request
+    /// is answered on the CPU that sent it.
     pub threads: usize,
     /// Refuse every change (`EROFS`), whatever the session's mounts allow.
     pub read_only: bool,
@@ -76,7 +79,7 @@ impl Default for Options {
         Options {
             ttl: Duration::from_secs(3600),
             owner: Owner::current(),
-            threads: 4,
+            threads: allowed_cpus().len().clamp(1, MAX_DEFAULT_THREADS),
             read_only: false,
             allow_other: false,
             name: "mirage".to_owned(),
@@ -84,6 +87,23 @@ impl Default for Options {
             passthrough: false,
         }
     }
+}
+
+/// The most reading threads [`Options::default`] starts.
+const MAX_DEFAULT_THREADS: usize = 16;
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed set filled in by the kernel, passed with its size.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        set
+    };
+    // SAFETY: reads bits of an initialised set.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
 }
 
 /// A session being served. Dropping it unmounts (for [`mount`]) or stops serving.
@@ -142,7 +162,11 @@ fn filesystem(
         }
     };
     let inodes = Arc::new(Inodes::new());
-    let fs = MirageFs::new(session.clone(), handle, inodes.clone(), options.ttl, options.owner, options.passthrough);
+    // One reading thread per CPU: each is pinned to its own.
+    let cpus = allowed_cpus();
+    let cpus = if cpus.len() > 1 && cpus.len() == options.threads { cpus } else { Vec::new() };
+    let fs =
+        MirageFs::new(session.clone(), handle, inodes.clone(), options.ttl, options.owner, options.passthrough, cpus);
     Ok((fs, inodes, runtime))
 }
 
