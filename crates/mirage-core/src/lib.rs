@@ -53,6 +53,7 @@ pub mod mount;
 pub mod path;
 pub mod resource;
 
+mod chunks;
 mod commit;
 mod ops;
 mod overlay;

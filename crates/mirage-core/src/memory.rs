@@ -75,9 +75,7 @@ fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
 impl Tree {
     /// Checks that every ancestor of `path` is a directory (not a link, not a file).
     fn check_parents(&self, op: &'static str, path: &VPath) -> Result<()> {
-        let mut ancestors: Vec<&str> = path.ancestor_strs().collect();
-        ancestors.reverse();
-        for dir in ancestors {
+        for dir in path.ancestor_strs_from_root() {
             match self.entries.get(dir).map(|e| &e.content) {
                 Some(Content::Dir) => {}
                 Some(Content::Symlink(_)) => {

@@ -120,10 +120,19 @@ impl MountTable {
         self.mounts.get(point)
     }
 
+    /// True when something is mounted at exactly `point`.
+    pub fn is_mount_point(&self, point: &str) -> bool {
+        self.mounts.contains_key(point)
+    }
+
+    /// The mount with the longest mount point covering `path`.
+    pub fn covering(&self, path: &VPath) -> Option<&Mount> {
+        std::iter::once(path.as_str()).chain(path.ancestor_strs()).find_map(|p| self.mounts.get(p))
+    }
+
     /// Routes `path` to the mount with the longest matching mount point.
     pub fn route(&self, path: &VPath) -> Route {
-        let covering = std::iter::once(path.as_str()).chain(path.ancestor_strs()).find_map(|p| self.mounts.get(p));
-        match covering {
+        match self.covering(path) {
             Some(mount) => {
                 let inner = path.strip_prefix(mount.point()).expect("mount point is a prefix");
                 Route::Resource(mount.clone(), inner)

@@ -65,12 +65,13 @@ impl Session {
         if !found.exists() {
             // Resolution left no link in the parent's path, so one lookup describes it; a
             // mount point or a directory the session holds needs none.
-            let parent = path.parent().ok_or_else(|| err(ErrorKind::AlreadyExists, op, &path))?;
-            let known_dir = view.get(&parent).is_some_and(|n| matches!(n.kind, NodeKind::Dir { .. }))
-                || self.hub.mounts().get(&parent).is_some();
+            let parent = path.ancestor_strs().next().ok_or_else(|| err(ErrorKind::AlreadyExists, op, &path))?;
+            let known_dir = view.get(parent).is_some_and(|n| matches!(n.kind, NodeKind::Dir { .. }))
+                || self.hub.mounts().is_mount_point(parent);
             let parent_type = if known_dir {
                 Some(FileType::Dir)
             } else {
+                let parent = path.parent().expect("a path with an ancestor has a parent");
                 self.lookup(view, &parent).await.map_err(|e| e.with_op(op))?.file_type()
             };
             match parent_type {
@@ -92,7 +93,10 @@ impl Session {
         let path = self.abs(path)?;
         let (_guard, view) = self.begin().await?;
         let (path, found) = self.target(&view, &path, true, "write").await?;
-        self.check_writable("write", &path)?;
+        if found.exists() {
+            // `target` checked the mount of a new entry.
+            self.check_writable("write", &path)?;
+        }
         let mode = match found.file_type() {
             Some(FileType::Dir) => return Err(err(ErrorKind::IsADirectory, "write", &path)),
             // The old content is replaced whole: only its mode carries over, so nothing is read.
@@ -182,7 +186,10 @@ impl Session {
                     fills.push((idx, self.read_file_data(&path, file, start, crate::overlay::CHUNK).await?));
                 }
                 let changed = file.write(offset, &data, &fills);
-                (file.size, changed.into_iter().map(|i| (i, file.chunks[&i].clone())).collect())
+                (
+                    file.size,
+                    changed.into_iter().map(|i| (i, file.chunks.get(i).expect("written just now").clone())).collect(),
+                )
             }
             None => {
                 let len = u64::from_le_bytes(data.as_ref().try_into().expect("8 bytes"));

@@ -16,11 +16,17 @@ use bytes::{Bytes, BytesMut};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
+use crate::chunks::Chunks;
 use crate::path::VPath;
 use crate::resource::{FileType, Version};
 
 /// Size of one content chunk.
 pub(crate) const CHUNK: u64 = 64 * 1024;
+
+/// A persistent hash map keyed by virtual path. Paths are hashed with foldhash, several times
+/// faster than the standard library's SipHash on short keys and seeded per process.
+pub(crate) type PathIndex<V> =
+    imbl::GenericHashMap<VPath, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// A session's changes: path to node, structurally shared between forks.
 ///
@@ -29,7 +35,7 @@ pub(crate) const CHUNK: u64 = 64 * 1024;
 /// Both are persistent, so cloning a view (a fork) stays O(1).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct View {
-    index: imbl::HashMap<VPath, Arc<Node>>,
+    index: PathIndex<Arc<Node>>,
     ordered: OrdMap<VPath, Arc<Node>>,
 }
 
@@ -169,7 +175,7 @@ pub(crate) struct FileData {
     pub(crate) size: u64,
     pub(crate) base: Option<BaseRef>,
     /// Chunk index to bytes; a chunk shorter than [`CHUNK`] reads as zeros after its end.
-    pub(crate) chunks: OrdMap<u64, Bytes>,
+    pub(crate) chunks: Chunks,
 }
 
 /// The kind of an overlay entry.
@@ -250,12 +256,12 @@ pub(crate) enum Segment {
 impl FileData {
     /// An empty file.
     pub(crate) fn empty() -> Self {
-        FileData { size: 0, base: None, chunks: OrdMap::new() }
+        FileData { size: 0, base: None, chunks: Chunks::Empty }
     }
 
     /// A file whose content is all in memory.
     pub(crate) fn from_bytes(data: Bytes) -> Self {
-        let mut file = FileData { size: data.len() as u64, base: None, chunks: OrdMap::new() };
+        let mut file = FileData { size: data.len() as u64, base: None, chunks: Chunks::Empty };
         if file.size <= CHUNK {
             // One chunk: keep the buffer itself (a slice would make it shared, allocating).
             if file.size > 0 {
@@ -275,7 +281,7 @@ impl FileData {
 
     /// A file that reads entirely from the resource's content.
     pub(crate) fn from_base(base: BaseRef) -> Self {
-        FileData { size: base.len, base: Some(base), chunks: OrdMap::new() }
+        FileData { size: base.len, base: Some(base), chunks: Chunks::Empty }
     }
 
     /// The content, when it is one chunk at index 0 that holds the whole file.
@@ -283,7 +289,7 @@ impl FileData {
         if self.chunks.len() != 1 {
             return None;
         }
-        self.chunks.get(&0).filter(|chunk| chunk.len() as u64 == self.size)
+        self.chunks.get(0).filter(|chunk| chunk.len() as u64 == self.size)
     }
 
     fn base_len(&self) -> u64 {
@@ -305,7 +311,7 @@ impl FileData {
             let idx = pos / CHUNK;
             let chunk_start = idx * CHUNK;
             let stop = ((idx + 1) * CHUNK).min(end);
-            match self.chunks.get(&idx) {
+            match self.chunks.get(idx) {
                 Some(chunk) => {
                     let from = (pos - chunk_start) as usize;
                     let to = ((stop - chunk_start) as usize).min(chunk.len());
@@ -351,7 +357,7 @@ impl FileData {
         }
         candidates
             .into_iter()
-            .filter(|&idx| partial(idx) && !self.chunks.contains_key(&idx) && idx * CHUNK < self.base_len())
+            .filter(|&idx| partial(idx) && self.chunks.get(idx).is_none() && idx * CHUNK < self.base_len())
             .collect()
     }
 
@@ -375,7 +381,7 @@ impl FileData {
             } else {
                 let existing = self
                     .chunks
-                    .get(&idx)
+                    .get(idx)
                     .cloned()
                     .or_else(|| fills.iter().find(|(i, _)| *i == idx).map(|(_, b)| b.clone()))
                     .unwrap_or_default();
@@ -402,13 +408,10 @@ impl FileData {
         }
         if len < self.size {
             let keep_to = len.div_ceil(CHUNK);
-            let beyond: Vec<u64> = self.chunks.range(keep_to..).map(|(i, _)| *i).collect();
-            for idx in beyond {
-                self.chunks.remove(&idx);
-            }
+            self.chunks.remove_from(keep_to);
             let last = len / CHUNK;
             let cut = (len - last * CHUNK) as usize;
-            if let Some(chunk) = self.chunks.get(&last).cloned()
+            if let Some(chunk) = self.chunks.get(last).cloned()
                 && cut < chunk.len()
             {
                 self.chunks.insert(last, chunk.slice(..cut));

@@ -857,14 +857,12 @@ impl Session {
 
     /// Fails with `EROFS` unless `path` lies under a writable mount.
     pub(crate) fn check_writable(&self, op: &'static str, path: &VPath) -> Result<()> {
-        match self.hub.route(path) {
-            Route::Resource(mount, _) if !mount.is_read_only() => Ok(()),
-            Route::Resource(mount, _) => Err(err(ErrorKind::ReadOnly, op, path)
+        match self.hub.mounts().covering(path) {
+            Some(mount) if !mount.is_read_only() => Ok(()),
+            Some(mount) => Err(err(ErrorKind::ReadOnly, op, path)
                 .with_mount(mount.point().clone())
                 .with_detail("mounted read-only")),
-            Route::Synthetic | Route::Nothing => {
-                Err(err(ErrorKind::ReadOnly, op, path).with_detail("no writable mount covers this path"))
-            }
+            None => Err(err(ErrorKind::ReadOnly, op, path).with_detail("no writable mount covers this path")),
         }
     }
 

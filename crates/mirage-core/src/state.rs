@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::overlay::{Attr, Node, NodeKind, Origin, View};
+use crate::overlay::{Attr, Node, NodeKind, Origin, PathIndex, View};
 use crate::path::VPath;
 
 /// Identifies a session within one [`crate::Mirage`] (and its store).
@@ -21,7 +21,7 @@ pub(crate) type SessionId = u64;
 /// What a session changed relative to where it started: path to the node it replaced
 /// (`None` when the path fell through to the resources). Unordered (a persistent hash map):
 /// whoever needs an order sorts.
-pub(crate) type Touched = imbl::HashMap<VPath, Option<Arc<Node>>>;
+pub(crate) type Touched = PathIndex<Option<Arc<Node>>>;
 
 /// One session's state.
 #[derive(Clone, Debug)]
