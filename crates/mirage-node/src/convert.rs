@@ -7,8 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::FutureExt;
 use napi::bindgen_prelude::{
-    BufferSlice, Either, Float64ArraySlice, FromNapiValue, PromiseRaw, ToNapiValue, TypeName, ValueType,
-    within_runtime_if_available,
+    Either, FromNapiValue, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType, within_runtime_if_available,
 };
 use napi::{Env, Status};
 use napi::{check_status, sys};
@@ -41,13 +40,14 @@ pub struct Data(pub(crate) Bytes);
 impl FromNapiValue for Data {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         let mut kind = 0;
-        // SAFETY: `env` and `value` come from the call being converted.
+        // SAFETY: `env` and `value` come from the call being converted; the array's bytes
+        // are copied before it returns.
         unsafe {
             check_status!(sys::napi_typeof(env, value, &mut kind))?;
             if kind == sys::ValueType::napi_string {
                 Ok(Data(Bytes::from(String::from_napi_value(env, value)?.into_bytes())))
             } else {
-                Ok(Data(Bytes::copy_from_slice(&BufferSlice::from_napi_value(env, value)?)))
+                Ok(Data(Bytes::copy_from_slice(InPlace::<u8>::from_napi_value(env, value)?.slice())))
             }
         }
     }
@@ -62,6 +62,79 @@ impl TypeName for Data {
         ValueType::Unknown
     }
 }
+
+/// An element type of a typed array [`InPlace`] accepts.
+pub trait Element: Copy {
+    /// The napi typed array type holding it.
+    const KIND: sys::napi_typedarray_type;
+    /// The JavaScript class, for messages and declarations.
+    const CLASS: &'static str;
+}
+
+impl Element for u8 {
+    const KIND: sys::napi_typedarray_type = sys::TypedarrayType::uint8_array;
+    const CLASS: &'static str = "Uint8Array";
+}
+
+impl Element for f64 {
+    const KIND: sys::napi_typedarray_type = sys::TypedarrayType::float64_array;
+    const CLASS: &'static str = "Float64Array";
+}
+
+/// A typed array argument, read or written in place during the call that received it.
+///
+/// napi-rs's slices record every borrow in a process-wide table behind a lock, which costs
+/// about as much as a small read itself. This records nothing, which is sound because no
+/// method keeps one past its call, nothing else is borrowed mutably from the same array in one
+/// call, and no JavaScript runs while it is in use.
+pub struct InPlace<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+impl<T: Element> InPlace<T> {
+    /// The elements.
+    pub(crate) fn slice(&mut self) -> &mut [T] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: the array is alive for the whole call (it is one of its arguments), `ptr`
+        // points at its `len` elements, and this is the only reference to them (see above).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl<T: Element> FromNapiValue for InPlace<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let (mut kind, mut len, mut data, mut buffer, mut offset) =
+            (0, 0, std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        // SAFETY: `env` and `value` come from the call being converted.
+        check_status!(
+            unsafe {
+                sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
+            },
+            "expected a {}",
+            T::CLASS
+        )?;
+        if kind != T::KIND {
+            return Err(napi::Error::new(Status::InvalidArg, format!("expected a {}", T::CLASS)));
+        }
+        // `data` already points at the view's first element.
+        Ok(InPlace { ptr: data.cast(), len })
+    }
+}
+
+impl<T: Element> TypeName for InPlace<T> {
+    fn type_name() -> &'static str {
+        T::CLASS
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl<T: Element> ValidateNapiValue for InPlace<T> {}
 
 /// A value now, or a promise of it.
 pub(crate) type Settled<'env, T> = Either<T, PromiseRaw<'env, T>>;
@@ -101,10 +174,8 @@ where
 /// Writes the numbers of `meta` into `out` (kind code, size, mode, mtime, atime, overlay
 /// stamp) and returns its version, or `None` when the version is the overlay stamp in slot 5
 /// (the common case, which then costs no string): a cheaper crossing than an object per call.
-pub(crate) fn fill_stat(scratch: &mut Float64ArraySlice<'_>, meta: Metadata) -> napi::Result<Option<String>> {
-    // SAFETY: this runs on Node's thread inside a synchronous call, so no JavaScript touches
-    // the array while it is written.
-    let out = unsafe { scratch.as_mut() };
+pub(crate) fn fill_stat(scratch: &mut InPlace<f64>, meta: Metadata) -> napi::Result<Option<String>> {
+    let out = scratch.slice();
     if out.len() < 6 {
         return Err(napi::Error::new(Status::InvalidArg, "stat scratch needs 6 slots"));
     }
@@ -134,11 +205,16 @@ where
 {
     match within_runtime_if_available(|| fut.now_or_never()) {
         Some(result) => result.map_err(js_error),
-        None => Err(js_error(
-            mirage_core::Error::new(ErrorKind::Unsupported, "sync call")
-                .with_detail("this mount must wait for I/O: use the async call"),
-        )),
+        None => Err(must_wait()),
     }
+}
+
+/// The error of a sync call whose operation would have to wait.
+pub(crate) fn must_wait() -> napi::Error {
+    js_error(
+        mirage_core::Error::new(ErrorKind::Unsupported, "sync call")
+            .with_detail("this mount must wait for I/O: use the async call"),
+    )
 }
 
 /// Milliseconds since the epoch, as JavaScript dates count.

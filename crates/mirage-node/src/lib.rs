@@ -15,6 +15,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod convert;
+mod fast;
 mod js_resource;
 mod mirage;
 mod session;
@@ -22,3 +23,11 @@ mod session;
 pub use js_resource::{ReplyError, ResourceCall, ResourceReply};
 pub use mirage::{Mirage, Resource, custom, local, memory, remote};
 pub use session::Session;
+
+/// The hottest session calls as plain functions, for the wrapper (see `fast.rs`): `readFile`,
+/// `writeFile`, `stat`, `lstat`, `exists` and their sync variants, each taking a session's
+/// `handle()` first.
+#[napi_derive::napi(ts_return_type = "Record<string, Function>")]
+pub fn fast_calls(env: &napi::Env) -> napi::Result<napi::bindgen_prelude::Object<'_>> {
+    fast::functions(env)
+}

@@ -11,7 +11,9 @@ use napi_derive::napi;
 
 use mirage_core::{ChangeKind, CommitOptions};
 
-use crate::convert::{Data, Dirent, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name};
+use crate::convert::{
+    Data, Dirent, InPlace, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name,
+};
 
 /// One copy-on-write view of the whole tree.
 #[napi]
@@ -29,12 +31,12 @@ impl From<mirage_core::Session> for Session {
 /// new JavaScript buffer.
 fn pooled<'env>(
     env: &'env Env,
-    pool: &mut BufferSlice<'env>,
+    pool: &mut InPlace<u8>,
     offset: u32,
     bytes: &[u8],
 ) -> Result<Either<u32, BufferSlice<'env>>> {
     let start = offset as usize;
-    match pool.get_mut(start..start + bytes.len()) {
+    match pool.slice().get_mut(start..start + bytes.len()) {
         Some(target) => {
             target.copy_from_slice(bytes);
             Ok(Either::A(bytes.len() as u32))
@@ -73,8 +75,15 @@ pub struct CommitInfo {
 
 #[napi]
 impl Session {
-    fn handle(&self) -> mirage_core::Session {
+    fn session(&self) -> mirage_core::Session {
         self.inner.clone()
+    }
+
+    /// An external value standing for this session, which the functions of `fastCalls()`
+    /// take as their first argument.
+    #[napi(ts_return_type = "object")]
+    pub fn handle<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        crate::fast::handle(env, self.inner.clone())
     }
 
     /// The session's name.
@@ -110,9 +119,9 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        mut scratch: Float64ArraySlice<'_>,
+        #[napi(ts_arg_type = "Float64Array")] mut scratch: InPlace<f64>,
     ) -> Result<Either<Option<String>, PromiseRaw<'env, StatInfo>>> {
-        let s = self.handle();
+        let s = self.session();
         settle_map(env, async move { s.stat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
     }
 
@@ -122,9 +131,9 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        mut scratch: Float64ArraySlice<'_>,
+        #[napi(ts_arg_type = "Float64Array")] mut scratch: InPlace<f64>,
     ) -> Result<Either<Option<String>, PromiseRaw<'env, StatInfo>>> {
-        let s = self.handle();
+        let s = self.session();
         settle_map(env, async move { s.lstat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
     }
 
@@ -135,7 +144,7 @@ impl Session {
         env: &'env Env,
         paths: Vec<String>,
     ) -> Result<Either<Vec<StatInfo>, PromiseRaw<'env, Vec<StatInfo>>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move {
             let mut out = Vec::with_capacity(paths.len());
             for path in paths {
@@ -148,7 +157,7 @@ impl Session {
     /// True when `path` exists.
     #[napi]
     pub fn exists<'env>(&self, env: &'env Env, path: String) -> Result<Either<bool, PromiseRaw<'env, bool>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.exists(&path).await })
     }
 
@@ -160,10 +169,10 @@ impl Session {
         &self,
         env: &'env Env,
         path: String,
-        mut pool: BufferSlice<'env>,
+        #[napi(ts_arg_type = "Buffer")] mut pool: InPlace<u8>,
         offset: u32,
     ) -> Result<Either<Either<u32, BufferSlice<'env>>, PromiseRaw<'env, Buffer>>> {
-        let s = self.handle();
+        let s = self.session();
         settle_map(
             env,
             async move { s.read_file(&path).await },
@@ -179,7 +188,7 @@ impl Session {
         env: &'env Env,
         paths: Vec<String>,
     ) -> Result<Either<Vec<BufferSlice<'env>>, PromiseRaw<'env, Vec<Buffer>>>> {
-        let s = self.handle();
+        let s = self.session();
         settle_map(
             env,
             async move {
@@ -203,7 +212,7 @@ impl Session {
         offset: f64,
         length: f64,
     ) -> Result<Either<BufferSlice<'env>, PromiseRaw<'env, Buffer>>> {
-        let s = self.handle();
+        let s = self.session();
         settle_map(
             env,
             async move { s.read(&path, offset as u64, length as u64).await },
@@ -220,7 +229,7 @@ impl Session {
         path: String,
         #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
     ) -> Result<Either<bool, PromiseRaw<'env, bool>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { Ok(s.write_file(&path, data.0).await?.as_str() == path) })
     }
 
@@ -232,7 +241,7 @@ impl Session {
         path: String,
         #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let (s, data) = (self.handle(), data.0);
+        let (s, data) = (self.session(), data.0);
         settle(env, async move { s.append(&path, data).await })
     }
 
@@ -245,7 +254,7 @@ impl Session {
         offset: f64,
         #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let (s, data) = (self.handle(), data.0);
+        let (s, data) = (self.session(), data.0);
         settle(env, async move { s.write(&path, offset as u64, data).await })
     }
 
@@ -257,7 +266,7 @@ impl Session {
         path: String,
         length: f64,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.truncate(&path, length as u64).await })
     }
 
@@ -268,7 +277,7 @@ impl Session {
         env: &'env Env,
         path: String,
     ) -> Result<Either<Vec<Dirent>, PromiseRaw<'env, Vec<Dirent>>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { Ok(s.read_dir(&path).await?.into_iter().map(Dirent::from).collect()) })
     }
 
@@ -281,14 +290,14 @@ impl Session {
         mode: u32,
         recursive: bool,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { if recursive { s.mkdir_all(&path).await } else { s.mkdir(&path, mode).await } })
     }
 
     /// Removes an empty directory.
     #[napi]
     pub fn rmdir<'env>(&self, env: &'env Env, path: String) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.rmdir(&path).await })
     }
 
@@ -302,7 +311,7 @@ impl Session {
         recursive: bool,
         force: bool,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move {
             if recursive {
                 return s.remove_all(&path, force).await;
@@ -317,7 +326,7 @@ impl Session {
     /// Renames a file or directory.
     #[napi]
     pub fn rename<'env>(&self, env: &'env Env, from: String, to: String) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.rename(&from, &to).await })
     }
 
@@ -329,7 +338,7 @@ impl Session {
         from: String,
         to: String,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.copy_file(&from, &to).await })
     }
 
@@ -341,28 +350,28 @@ impl Session {
         target: String,
         path: String,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.symlink(&target, &path).await })
     }
 
     /// Reads a symbolic link's target.
     #[napi]
     pub fn readlink<'env>(&self, env: &'env Env, path: String) -> Result<Either<String, PromiseRaw<'env, String>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.readlink(&path).await })
     }
 
     /// The canonical path, every link resolved.
     #[napi]
     pub fn realpath<'env>(&self, env: &'env Env, path: String) -> Result<Either<String, PromiseRaw<'env, String>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.realpath(&path).await.map(|p| p.to_string()) })
     }
 
     /// Sets permission bits.
     #[napi]
     pub fn chmod<'env>(&self, env: &'env Env, path: String, mode: u32) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.set_mode(&path, mode).await })
     }
 
@@ -375,7 +384,7 @@ impl Session {
         atime_ms: f64,
         mtime_ms: f64,
     ) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.set_times(&path, Some(from_millis(atime_ms)), Some(from_millis(mtime_ms))).await })
     }
 
@@ -388,7 +397,7 @@ impl Session {
     /// Changes the working directory.
     #[napi]
     pub fn chdir<'env>(&self, env: &'env Env, path: String) -> Result<Either<(), PromiseRaw<'env, ()>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.chdir(&path).await })
     }
 
@@ -418,7 +427,7 @@ impl Session {
     /// What this session changed relative to where it started.
     #[napi]
     pub fn diff<'env>(&self, env: &'env Env) -> Result<Either<Vec<ChangeInfo>, PromiseRaw<'env, Vec<ChangeInfo>>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move {
             Ok(s.diff()
                 .await?
@@ -442,7 +451,7 @@ impl Session {
     /// A unified diff of one file.
     #[napi]
     pub fn diff_text<'env>(&self, env: &'env Env, path: String) -> Result<Either<String, PromiseRaw<'env, String>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move { s.diff_text(&path).await })
     }
 
@@ -456,7 +465,7 @@ impl Session {
         winner_takes_all: bool,
         message: Option<String>,
     ) -> Result<Either<CommitInfo, PromiseRaw<'env, CommitInfo>>> {
-        let s = self.handle();
+        let s = self.session();
         settle(env, async move {
             let report = s.commit(CommitOptions { winner_takes_all, message }).await?;
             Ok(CommitInfo { applied: report.applied.iter().map(|p| p.to_string()).collect(), aborted: report.aborted })
@@ -473,47 +482,6 @@ impl Session {
     #[napi]
     pub fn flush(&self) -> Result<()> {
         self.inner.flush().map_err(js_error)
-    }
-
-    /// `stat` without a promise (mounts that need no waiting only), filling `scratch` as
-    /// `stat` does.
-    #[napi]
-    pub fn stat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<Option<String>> {
-        fill_stat(&mut scratch, now(self.inner.stat(&path))?)
-    }
-
-    /// `lstat` without a promise.
-    #[napi]
-    pub fn lstat_sync(&self, path: String, mut scratch: Float64ArraySlice<'_>) -> Result<Option<String>> {
-        fill_stat(&mut scratch, now(self.inner.lstat(&path))?)
-    }
-
-    /// `exists` without a promise.
-    #[napi]
-    pub fn exists_sync(&self, path: String) -> Result<bool> {
-        now(self.inner.exists(&path))
-    }
-
-    /// `readFile` without a promise.
-    #[napi]
-    pub fn read_file_sync<'env>(
-        &self,
-        env: &'env Env,
-        path: String,
-        mut pool: BufferSlice<'env>,
-        offset: u32,
-    ) -> Result<Either<u32, BufferSlice<'env>>> {
-        pooled(env, &mut pool, offset, &now(self.inner.read_file(&path))?)
-    }
-
-    /// `writeFile` without a promise.
-    #[napi]
-    pub fn write_file_sync(
-        &self,
-        path: String,
-        #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
-    ) -> Result<bool> {
-        now(async { Ok(self.inner.write_file(&path, data.0).await?.as_str() == path) })
     }
 
     /// `readdir` without a promise.

@@ -131,6 +131,30 @@ function sync<T>(call: () => T): T {
   }
 }
 
+/** A session as the functions of {@link fast} take it; opaque to JavaScript. */
+type SessionHandle = object
+
+/**
+ * The hottest calls as plain native functions, which skip the per-call bookkeeping of
+ * ordinary native methods. Each async variant returns `undefined` when its operation would
+ * have to wait (having changed nothing), and the caller then uses the promise-returning
+ * native method; the sync variants throw instead.
+ */
+interface FastCalls {
+  readFile(session: SessionHandle, path: string, pool: Buffer, offset: number): number | Buffer | undefined
+  readFileSync(session: SessionHandle, path: string, pool: Buffer, offset: number): number | Buffer
+  writeFile(session: SessionHandle, path: string, content: string | Buffer): boolean | undefined
+  writeFileSync(session: SessionHandle, path: string, content: string | Buffer): boolean
+  stat(session: SessionHandle, path: string, scratch: Float64Array): string | null | undefined
+  statSync(session: SessionHandle, path: string, scratch: Float64Array): string | null
+  lstat(session: SessionHandle, path: string, scratch: Float64Array): string | null | undefined
+  lstatSync(session: SessionHandle, path: string, scratch: Float64Array): string | null
+  exists(session: SessionHandle, path: string): boolean | undefined
+  existsSync(session: SessionHandle, path: string): boolean
+}
+
+const fast = native.fastCalls() as unknown as FastCalls
+
 /** Size of a session's slab for small reads. */
 const POOL_SIZE = 64 * 1024
 
@@ -297,6 +321,7 @@ function seconds(time: number | Date): number {
  */
 export class Session {
   readonly #native: native.Session
+  readonly #handle: SessionHandle
   /** Where synchronous stat answers land (kind, size, mode, mtime, atime). */
   readonly #scratch = new Float64Array(6)
   /** A slab small reads are copied into; each result is a view of it, as Node does for
@@ -309,6 +334,7 @@ export class Session {
   /** @internal */
   constructor(session: native.Session) {
     this.#native = session
+    this.#handle = sync(() => session.handle())
     const changes = sync(() => session.changes())
     this.#cache = changes === null ? null : new ContentCache(changes)
   }
@@ -334,7 +360,8 @@ export class Session {
     if (cached !== undefined) return Promise.resolve(fromCache(cached, encoding))
     let result: Buffer | Promise<Buffer>
     try {
-      result = this.#pooled(this.#native.readFile(path, this.#pool, this.#poolStart()))
+      const now = fast.readFile(this.#handle, path, this.#pool, this.#poolStart())
+      result = this.#pooled(now ?? this.#native.readFile(path, this.#pool, this.#poolStart()))
     } catch (e) {
       return Promise.reject(convertError(e))
     }
@@ -377,7 +404,8 @@ export class Session {
     const before = this.#cache?.mark() ?? 0
     let result: boolean | Promise<boolean>
     try {
-      result = this.#native.writeFile(path, data(content))
+      const bytes = data(content)
+      result = fast.writeFile(this.#handle, path, bytes) ?? this.#native.writeFile(path, bytes)
     } catch (e) {
       return Promise.reject(convertError(e))
     }
@@ -420,12 +448,18 @@ export class Session {
 
   /** Describes `path`, following symbolic links. */
   stat(path: string): Promise<Stats> {
-    return this.#stat(() => this.#native.stat(path, this.#scratch))
+    return this.#stat(() => {
+      const now = fast.stat(this.#handle, path, this.#scratch)
+      return now === undefined ? this.#native.stat(path, this.#scratch) : now
+    })
   }
 
   /** Describes `path` itself (a symbolic link is not followed). */
   lstat(path: string): Promise<Stats> {
-    return this.#stat(() => this.#native.lstat(path, this.#scratch))
+    return this.#stat(() => {
+      const now = fast.lstat(this.#handle, path, this.#scratch)
+      return now === undefined ? this.#native.lstat(path, this.#scratch) : now
+    })
   }
 
   #stat(call: () => string | null | undefined | Promise<native.StatInfo>): Promise<Stats> {
@@ -449,7 +483,7 @@ export class Session {
 
   /** True when `path` exists (following symbolic links). */
   exists(path: string): Promise<boolean> {
-    return settle(() => this.#native.exists(path))
+    return settle(() => fast.exists(this.#handle, path) ?? this.#native.exists(path))
   }
 
   /** Creates a directory; with `recursive`, its missing parents too (and no error if it exists). */
@@ -574,17 +608,17 @@ export class Session {
 
   /** `stat` without a promise, for mounts that need no waiting (memory, local). */
   statSync(path: string): Stats {
-    return Stats.fromScratch(this.#scratch, sync(() => this.#native.statSync(path, this.#scratch)))
+    return Stats.fromScratch(this.#scratch, sync(() => fast.statSync(this.#handle, path, this.#scratch)))
   }
 
   /** `lstat` without a promise. */
   lstatSync(path: string): Stats {
-    return Stats.fromScratch(this.#scratch, sync(() => this.#native.lstatSync(path, this.#scratch)))
+    return Stats.fromScratch(this.#scratch, sync(() => fast.lstatSync(this.#handle, path, this.#scratch)))
   }
 
   /** `exists` without a promise. */
   existsSync(path: string): boolean {
-    return sync(() => this.#native.existsSync(path))
+    return sync(() => fast.existsSync(this.#handle, path))
   }
 
   /** `readFile` without a promise. */
@@ -594,14 +628,14 @@ export class Session {
     const encoding = encodingOf(options)
     const cached = this.#cache?.get(path)
     if (cached !== undefined) return fromCache(cached, encoding)
-    const content = this.#pooled(sync(() => this.#native.readFileSync(path, this.#pool, this.#poolStart())))
+    const content = this.#pooled(sync(() => fast.readFileSync(this.#handle, path, this.#pool, this.#poolStart())))
     return encoding === null ? content : content.toString(encoding)
   }
 
   /** `writeFile` without a promise. */
   writeFileSync(path: string, content: Data): void {
     const before = this.#cache?.mark() ?? 0
-    if (sync(() => this.#native.writeFileSync(path, data(content)))) this.#remember(path, content, before)
+    if (sync(() => fast.writeFileSync(this.#handle, path, data(content)))) this.#remember(path, content, before)
   }
 
   /** `readdir` without a promise. */
