@@ -171,12 +171,14 @@ where
     }
 }
 
+/// Numbers [`fill_stat`] writes per entry.
+pub(crate) const STAT_SLOTS: usize = 6;
+
 /// Writes the numbers of `meta` into `out` (kind code, size, mode, mtime, atime, overlay
 /// stamp) and returns its version, or `None` when the version is the overlay stamp in slot 5
 /// (the common case, which then costs no string): a cheaper crossing than an object per call.
-pub(crate) fn fill_stat(scratch: &mut InPlace<f64>, meta: Metadata) -> napi::Result<Option<String>> {
-    let out = scratch.slice();
-    if out.len() < 6 {
+pub(crate) fn fill_stat(out: &mut [f64], meta: Metadata) -> napi::Result<Option<String>> {
+    if out.len() < STAT_SLOTS {
         return Err(napi::Error::new(Status::InvalidArg, "stat scratch needs 6 slots"));
     }
     out[0] = match meta.file_type {

@@ -223,7 +223,7 @@ fn stat(env: sys::napi_env, args: &[sys::napi_value], follow: bool, sync: bool) 
     let Some(meta) = found else { return waiting(env, sync) };
     // SAFETY: the scratch array is an argument of this call.
     let mut scratch = unsafe { InPlace::<f64>::from_napi_value(env, arg(args, 2)?)? };
-    let version = fill_stat(&mut scratch, meta?)?;
+    let version = fill_stat(scratch.slice(), meta?)?;
     // SAFETY: `env` is live.
     unsafe { Option::<String>::to_napi_value(env, version) }
 }

@@ -12,7 +12,7 @@ use napi_derive::napi;
 use mirage_core::{ChangeKind, CommitOptions};
 
 use crate::convert::{
-    Data, Dirent, InPlace, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name,
+    Data, Dirent, InPlace, STAT_SLOTS, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name,
 };
 
 /// One copy-on-write view of the whole tree.
@@ -47,6 +47,37 @@ fn pooled<'env>(
 
 fn buffer(bytes: Bytes) -> Buffer {
     Buffer::from(Vec::from(bytes))
+}
+
+/// What `statMany` returns: the versions (the numbers are in the scratch), or a promise of
+/// the whole descriptions.
+type StatBatch<'env> = Either<Vec<Option<String>>, PromiseRaw<'env, Vec<StatInfo>>>;
+
+/// The paths of a batch call, joined by NUL: one string crosses into Rust instead of one per
+/// path, which costs more than a small read.
+struct Joined {
+    paths: String,
+    count: usize,
+}
+
+impl Joined {
+    /// Checks that `paths` holds `count` paths (a NUL inside a path would make more).
+    fn new(paths: String, count: u32) -> Result<Self> {
+        let count = count as usize;
+        let pieces = if count == 0 && paths.is_empty() { 0 } else { paths.split('\0').count() };
+        if pieces != count {
+            return Err(js_error(
+                mirage_core::Error::new(mirage_core::ErrorKind::InvalidInput, "batch")
+                    .with_detail("a path contains a NUL byte"),
+            ));
+        }
+        Ok(Joined { paths, count })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        // `take`: an empty string splits into one empty piece, and no paths make one.
+        self.paths.split('\0').take(self.count)
+    }
 }
 
 /// One entry of `diff()`.
@@ -122,7 +153,7 @@ impl Session {
         #[napi(ts_arg_type = "Float64Array")] mut scratch: InPlace<f64>,
     ) -> Result<Either<Option<String>, PromiseRaw<'env, StatInfo>>> {
         let s = self.session();
-        settle_map(env, async move { s.stat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
+        settle_map(env, async move { s.stat(&path).await }, |_, meta| fill_stat(scratch.slice(), meta), StatInfo::from)
     }
 
     /// Describes `path` itself (a symbolic link is not followed), as `stat` does.
@@ -134,24 +165,40 @@ impl Session {
         #[napi(ts_arg_type = "Float64Array")] mut scratch: InPlace<f64>,
     ) -> Result<Either<Option<String>, PromiseRaw<'env, StatInfo>>> {
         let s = self.session();
-        settle_map(env, async move { s.lstat(&path).await }, |_, meta| fill_stat(&mut scratch, meta), StatInfo::from)
+        settle_map(env, async move { s.lstat(&path).await }, |_, meta| fill_stat(scratch.slice(), meta), StatInfo::from)
     }
 
-    /// Describes many paths in one call.
-    #[napi]
+    /// Describes many paths in one call: `paths` joined by NUL, `count` of them. When every
+    /// answer is ready at once, entry `i`'s numbers go into `scratch` from slot `6 * i` (as
+    /// `stat` fills its scratch) and the versions are returned; otherwise a promise of the
+    /// whole descriptions.
+    #[napi(ts_return_type = "Array<string | undefined | null> | Promise<Array<StatInfo>>")]
     pub fn stat_many<'env>(
         &self,
         env: &'env Env,
-        paths: Vec<String>,
-    ) -> Result<Either<Vec<StatInfo>, PromiseRaw<'env, Vec<StatInfo>>>> {
-        let s = self.session();
-        settle(env, async move {
-            let mut out = Vec::with_capacity(paths.len());
-            for path in paths {
-                out.push(s.stat(&path).await?.into());
-            }
-            Ok(out)
-        })
+        paths: String,
+        count: u32,
+        #[napi(ts_arg_type = "Float64Array")] mut scratch: InPlace<f64>,
+    ) -> Result<StatBatch<'env>> {
+        let (s, paths) = (self.session(), Joined::new(paths, count)?);
+        settle_map(
+            env,
+            async move {
+                let mut out = Vec::with_capacity(paths.count);
+                for path in paths.iter() {
+                    out.push(s.stat(path).await?);
+                }
+                Ok(out)
+            },
+            move |_, list| {
+                let slots = scratch.slice().chunks_exact_mut(STAT_SLOTS);
+                if slots.len() < list.len() {
+                    return Err(napi::Error::new(Status::InvalidArg, "statMany scratch is too short"));
+                }
+                list.into_iter().zip(slots).map(|(meta, out)| fill_stat(out, meta)).collect()
+            },
+            |list| list.into_iter().map(StatInfo::from).collect(),
+        )
     }
 
     /// True when `path` exists.
@@ -181,24 +228,40 @@ impl Session {
         )
     }
 
-    /// Reads many whole files in one call.
+    /// Reads many whole files in one call: `paths` joined by NUL, `count` of them. When every
+    /// read is ready at once, the contents come back in one buffer, one after another, with
+    /// each length in `lengths` (the wrapper hands out views of it); otherwise a promise of
+    /// one buffer per file.
     #[napi]
     pub fn read_many<'env>(
         &self,
         env: &'env Env,
-        paths: Vec<String>,
-    ) -> Result<Either<Vec<BufferSlice<'env>>, PromiseRaw<'env, Vec<Buffer>>>> {
-        let s = self.session();
+        paths: String,
+        count: u32,
+        #[napi(ts_arg_type = "Float64Array")] mut lengths: InPlace<f64>,
+    ) -> Result<Either<Buffer, PromiseRaw<'env, Vec<Buffer>>>> {
+        let (s, paths) = (self.session(), Joined::new(paths, count)?);
         settle_map(
             env,
             async move {
-                let mut out = Vec::with_capacity(paths.len());
-                for path in paths {
-                    out.push(s.read_file(&path).await?);
+                let mut out = Vec::with_capacity(paths.count);
+                for path in paths.iter() {
+                    out.push(s.read_file(path).await?);
                 }
                 Ok(out)
             },
-            |env, list| list.iter().map(|bytes| BufferSlice::copy_from(env, bytes)).collect(),
+            move |_, list| {
+                let lengths = lengths.slice();
+                if lengths.len() < list.len() {
+                    return Err(napi::Error::new(Status::InvalidArg, "readMany lengths are too short"));
+                }
+                let mut all = Vec::with_capacity(list.iter().map(Bytes::len).sum());
+                for (bytes, length) in list.iter().zip(lengths) {
+                    all.extend_from_slice(bytes);
+                    *length = bytes.len() as f64;
+                }
+                Ok(Buffer::from(all))
+            },
             |list| list.into_iter().map(buffer).collect(),
         )
     }

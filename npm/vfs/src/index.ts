@@ -155,6 +155,21 @@ interface FastCalls {
 
 const fast = native.fastCalls() as unknown as FastCalls
 
+/** Numbers a native stat writes per entry: kind code, size, mode, mtime, atime, stamp. */
+const STAT_SLOTS = 6
+
+/** Views of `all` holding one piece each, `lengths` long, one after another. */
+function slices(all: Buffer, lengths: Float64Array): Buffer[] {
+  const out = new Array<Buffer>(lengths.length)
+  let start = 0
+  for (let i = 0; i < lengths.length; i++) {
+    const end = start + (lengths[i] ?? 0)
+    out[i] = all.subarray(start, end)
+    start = end
+  }
+  return out
+}
+
 /** Size of a session's slab for small reads. */
 const POOL_SIZE = 64 * 1024
 
@@ -243,10 +258,10 @@ export class Stats extends Kinded {
 
   /** @internal Builds stats from the numbers a native call left in `scratch`; a `null`
    * version means the overlay stamp in slot 5. */
-  static fromScratch(scratch: Float64Array, version: string | null | undefined): Stats {
-    const kind = KINDS[scratch[0] ?? 0] ?? 'file'
-    const v = version ?? `o${scratch[5] ?? 0}`
-    return new Stats(kind, scratch[1] ?? 0, scratch[2] ?? 0, scratch[3] ?? 0, scratch[4] ?? 0, v)
+  static fromScratch(scratch: Float64Array, version: string | null | undefined, at = 0): Stats {
+    const kind = KINDS[scratch[at] ?? 0] ?? 'file'
+    const v = version ?? `o${scratch[at + 5] ?? 0}`
+    return new Stats(kind, scratch[at + 1] ?? 0, scratch[at + 2] ?? 0, scratch[at + 3] ?? 0, scratch[at + 4] ?? 0, v)
   }
 
   /** Modification time. */
@@ -323,7 +338,7 @@ export class Session {
   readonly #native: native.Session
   readonly #handle: SessionHandle
   /** Where synchronous stat answers land (kind, size, mode, mtime, atime). */
-  readonly #scratch = new Float64Array(6)
+  readonly #scratch = new Float64Array(STAT_SLOTS)
   /** A slab small reads are copied into; each result is a view of it, as Node does for
    * small buffers. A new slab replaces a nearly full one. */
   #pool = Buffer.allocUnsafeSlow(POOL_SIZE)
@@ -394,9 +409,18 @@ export class Session {
     return settle(() => this.#native.read(path, options.offset ?? 0, options.length))
   }
 
-  /** Reads many whole files in one call. */
+  /** Reads many whole files in one call. The results are views of one buffer when every
+   * read completed at once. */
   readMany(paths: string[]): Promise<Buffer[]> {
-    return settle(() => this.#native.readMany(paths))
+    const lengths = new Float64Array(paths.length)
+    let result: Buffer | Promise<Buffer[]>
+    try {
+      result = this.#native.readMany(paths.join('\0'), paths.length, lengths)
+    } catch (e) {
+      return Promise.reject(convertError(e))
+    }
+    if (result instanceof Promise) return result.catch(rethrow)
+    return Promise.resolve(slices(result, lengths))
   }
 
   /** Creates or replaces a file. */
@@ -475,10 +499,15 @@ export class Session {
 
   /** Describes many paths in one call. */
   statMany(paths: string[]): Promise<Stats[]> {
-    return settleMap(
-      () => this.#native.statMany(paths),
-      (list) => list.map((info) => Stats.fromInfo(info)),
-    )
+    const scratch = new Float64Array(paths.length * STAT_SLOTS)
+    let result: (string | null | undefined)[] | Promise<native.StatInfo[]>
+    try {
+      result = this.#native.statMany(paths.join('\0'), paths.length, scratch)
+    } catch (e) {
+      return Promise.reject(convertError(e))
+    }
+    if (result instanceof Promise) return result.then((list) => list.map((info) => Stats.fromInfo(info)), rethrow)
+    return Promise.resolve(result.map((version, i) => Stats.fromScratch(scratch, version, i * STAT_SLOTS)))
   }
 
   /** True when `path` exists (following symbolic links). */

@@ -24,6 +24,13 @@ test('files: write, read, append, ranged read, write at offset, truncate', async
   await main.truncate('/data/a.txt')
   assert.equal((await main.stat('/data/a.txt')).size, 0)
   assert.deepEqual(await main.readMany(['/data/new.txt', '/data/a.txt']), [Buffer.from('hi'), Buffer.alloc(0)])
+  await main.writeFile('/data/b.txt', 'bee')
+  assert.deepEqual((await main.readMany(['/data/b.txt', '/data/new.txt', '/data/b.txt'])).map(String), ['bee', 'hi', 'bee'])
+  await assert.rejects(main.readMany(['/data/b.txt', '/data/none']), { code: 'ENOENT', path: '/data/none' })
+  assert.deepEqual(await main.readMany([]), [])
+  assert.deepEqual(await main.statMany([]), [])
+  await assert.rejects(main.readMany(['/data/b.txt\0/data/new.txt']), { code: 'EINVAL' })
+  await assert.rejects(main.statMany(['/data/b.txt', '/data\0']), { code: 'EINVAL' })
 })
 
 test('directories: mkdir (recursive), readdir (with file types), rm, rmdir, rename, copyFile', async () => {
@@ -77,6 +84,9 @@ test('metadata: stat, lstat, chmod (exec bit), utimes, symlinks, realpath', asyn
     (await main.statMany(['/data/run.sh', '/data'])).map((s) => s.kind),
     ['file', 'directory'],
   )
+  const one = [await main.stat('/data/link'), await main.stat('/data')]
+  assert.deepEqual(await main.statMany(['/data/link', '/data']), one, 'a batch describes as stat does')
+  await assert.rejects(main.statMany(['/data', '/data/none']), { code: 'ENOENT', path: '/data/none' })
 })
 
 test('cwd, chdir and env', async () => {

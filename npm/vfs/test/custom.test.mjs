@@ -115,12 +115,28 @@ test('a resource without write primitives is mounted read-only', async () => {
   await rejectsWith(s.writeFile('/ro/f', 'no'), 'EROFS')
 })
 
-test('sync calls refuse mounts that must wait for JavaScript', async () => {
+test('sync calls refuse mounts that must wait for JavaScript; async calls wait', async () => {
   const mirage = new Mirage()
-  mirage.mount('/js', mapResource({ '/a': 'a' }))
+  mirage.mount('/js', mapResource({ '/a': 'a', '/b': 'bb' }))
   const s = mirage.createSession('main')
-  assert.throws(() => s.readFileSync('/js/a'), { code: 'ENOTSUP' })
+  for (const call of [
+    () => s.readFileSync('/js/a'),
+    () => s.writeFileSync('/js/c', 'c'),
+    () => s.statSync('/js/a'),
+    () => s.lstatSync('/js/a'),
+    () => s.existsSync('/js/a'),
+  ]) {
+    assert.throws(call, { code: 'ENOTSUP' })
+  }
+  assert.equal(await s.exists('/js/c'), false, 'the refused write changed nothing')
   assert.equal(await s.readFile('/js/a', 'utf8'), 'a')
+  assert.equal((await s.stat('/js/b')).size, 2)
+  assert.equal((await s.lstat('/js/b')).kind, 'file')
+  assert.equal(await s.exists('/js/a'), true)
+  await s.writeFile('/js/c', 'ccc')
+  assert.equal(await s.readFile('/js/c', 'utf8'), 'ccc')
+  assert.deepEqual((await s.readMany(['/js/a', '/js/b'])).map(String), ['a', 'bb'])
+  assert.deepEqual((await s.statMany(['/js/a', '/js/b'])).map((st) => st.size), [1, 2])
 })
 
 test('many concurrent calls on a TypeScript resource all settle with the right content', async () => {
