@@ -10,6 +10,11 @@
  * empties it. Only plain writes are recorded: an absolute, normalised path with no symbolic
  * link on the way, so that no other path can name the same file.
  *
+ * Bytes are copied into slabs, a few large blocks that entries are ranges of: one copy into
+ * a slab costs a fraction of making a new `Buffer` per write. When the budget is spent, the
+ * oldest slab goes, with every entry still in it. Text is kept as the string it was written
+ * as (strings are immutable) and charged to the slab of its time.
+ *
  * @internal
  * @packageDocumentation
  */
@@ -17,18 +22,54 @@
 /** Files larger than this are not cached. */
 export const CACHE_ENTRY_MAX = 64 * 1024
 
-/** Bytes of content one handle caches at most; the oldest entries go first. */
+/** Bytes of content one handle caches at most; the oldest slab goes first. */
 export const CACHE_BUDGET = 8 * 1024 * 1024
 
-/** Content as written: a string (immutable) or a private copy of the bytes. */
-export type Cached = string | Buffer
+/** The first slab's size; each next one doubles, up to {@link SLAB_MAX}. */
+const SLAB_MIN = 16 * 1024
+const SLAB_MAX = 1024 * 1024
+
+/** What an entry costs besides its content (the map entry and its record). */
+const ENTRY_OVERHEAD = 64
+
+/** What {@link ContentCache.get} returns: the text written, or a view of the cached bytes,
+ * which the caller copies before handing out. */
+export type Cached = string | Uint8Array
+
+/** A block that cached bytes are copied into. */
+class Slab {
+  readonly bytes: Uint8Array
+  /** Where the next bytes go. */
+  used = 0
+  /** What the entries placed here cost, text included; the slab is full at its size. */
+  charged = 0
+  /** Paths of the entries placed here (some may have been replaced since). */
+  readonly paths: string[] = []
+
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size)
+  }
+}
+
+/** One cached file: text, or `length` bytes at `offset` of its slab. */
+class Entry {
+  constructor(
+    readonly slab: Slab,
+    readonly offset: number,
+    readonly length: number,
+    readonly text: string | null,
+  ) {}
+}
 
 /** @internal */
 export class ContentCache {
   readonly #changes: Uint32Array
   #seen: number
-  readonly #entries = new Map<string, Cached>()
-  #bytes = 0
+  readonly #entries = new Map<string, Entry>()
+  /** Oldest first; the last one takes new entries. */
+  #slabs: Slab[] = []
+  /** The sum of the slabs' sizes. */
+  #size = 0
 
   /** `changes` is the session's one-slot change counter. */
   constructor(changes: Uint32Array) {
@@ -49,12 +90,14 @@ export class ContentCache {
       this.#clear(now)
       return undefined
     }
-    return this.#entries.get(path)
+    const entry = this.#entries.get(path)
+    if (entry === undefined) return undefined
+    return entry.text ?? entry.slab.bytes.subarray(entry.offset, entry.offset + entry.length)
   }
 
   /** Records a plain write of `content` to `path` that started when the counter read
-   * `before`. `content` must not change afterwards (the caller passes a copy). */
-  remember(path: string, content: Cached, before: number): void {
+   * `before`. Bytes are copied; the caller may change them afterwards. */
+  remember(path: string, content: string | Uint8Array, before: number): void {
     const now = this.#changes[0] ?? 0
     // Anything but exactly this write since the last look: what is cached may be stale.
     if (before !== this.#seen || ((now - before) >>> 0) !== 1) {
@@ -62,42 +105,59 @@ export class ContentCache {
       return
     }
     this.#seen = now
-    const size = sizeOf(content)
-    const old = this.#entries.get(path)
-    if (old !== undefined) {
+    const text = typeof content === 'string' ? content : null
+    const length = text === null ? content.length : text.length
+    if (length > CACHE_ENTRY_MAX) {
       this.#entries.delete(path)
-      this.#bytes -= sizeOf(old)
+      return
     }
-    if (size > CACHE_ENTRY_MAX) return
-    this.#entries.set(path, content)
-    this.#bytes += size
-    if (this.#bytes > CACHE_BUDGET) this.#evict()
+    const cost = length + ENTRY_OVERHEAD
+    const slab = this.#room(cost)
+    let offset = 0
+    if (typeof content !== 'string') {
+      offset = slab.used
+      slab.bytes.set(content, offset)
+      slab.used += length
+    }
+    slab.charged += cost
+    slab.paths.push(path)
+    this.#entries.set(path, new Entry(slab, offset, length, text))
   }
 
-  /** Drops the oldest entries down to three quarters of the budget, in one pass (a pass per
-   * write would step over every entry deleted before it). */
-  #evict(): void {
-    for (const [oldest, value] of this.#entries) {
-      if (this.#bytes <= (CACHE_BUDGET / 4) * 3) break
-      this.#entries.delete(oldest)
-      this.#bytes -= sizeOf(value)
+  /** A slab with `cost` to spare: the newest, or a new one (dropping the oldest as the
+   * budget requires). */
+  #room(cost: number): Slab {
+    const last = this.#slabs[this.#slabs.length - 1]
+    if (last !== undefined && last.charged + cost <= last.bytes.length) return last
+    const size = Math.max(cost, Math.min(SLAB_MAX, (last?.bytes.length ?? SLAB_MIN / 2) * 2))
+    while (this.#slabs.length > 0 && this.#size + size > CACHE_BUDGET) this.#dropOldest()
+    const slab = new Slab(size)
+    this.#slabs.push(slab)
+    this.#size += size
+    return slab
+  }
+
+  #dropOldest(): void {
+    const oldest = this.#slabs.shift()
+    if (oldest === undefined) return
+    this.#size -= oldest.bytes.length
+    for (const path of oldest.paths) {
+      if (this.#entries.get(path)?.slab === oldest) this.#entries.delete(path)
     }
   }
 
+  /** Forgets every entry; keeps the newest slab, emptied, for what comes next. */
   #clear(now: number): void {
     this.#entries.clear()
-    this.#bytes = 0
     this.#seen = now
+    const last = this.#slabs[this.#slabs.length - 1]
+    this.#slabs = []
+    this.#size = 0
+    if (last === undefined) return
+    last.used = 0
+    last.charged = 0
+    last.paths.length = 0
+    this.#slabs.push(last)
+    this.#size = last.bytes.length
   }
-}
-
-function sizeOf(content: Cached): number {
-  return typeof content === 'string' ? content.length : content.byteLength
-}
-
-/** A fresh result from cached content: a new `Buffer`, or text in `encoding`. */
-export function fromCache(content: Cached, encoding: BufferEncoding | null): Buffer | string {
-  if (encoding === null) return typeof content === 'string' ? Buffer.from(content) : Buffer.from(content)
-  if (typeof content === 'string' && (encoding === 'utf8' || encoding === 'utf-8')) return content
-  return (typeof content === 'string' ? Buffer.from(content) : content).toString(encoding)
 }

@@ -28,7 +28,7 @@
 // The allocator's settings must be in the environment before the addon loads.
 import { restoreEnvironment } from './allocator.js'
 import * as native from '../native/binding.js'
-import { type Cached, ContentCache, fromCache } from './cache.js'
+import { type Cached, ContentCache } from './cache.js'
 
 restoreEnvironment()
 
@@ -372,7 +372,7 @@ export class Session {
     // The hot path, written out: no closure, and a settled value needs one promise only.
     const encoding = encodingOf(options)
     const cached = this.#cache?.get(path)
-    if (cached !== undefined) return Promise.resolve(fromCache(cached, encoding))
+    if (cached !== undefined) return Promise.resolve(this.#fromCache(cached, encoding))
     let result: Buffer | Promise<Buffer>
     try {
       const now = fast.readFile(this.#handle, path, this.#pool, this.#poolStart())
@@ -440,9 +440,21 @@ export class Session {
 
   /** Caches a plain write that finished at once; `before` is the change counter before it. */
   #remember(path: string, content: Data, before: number): void {
-    if (this.#cache === null) return
-    const copy: Cached = typeof content === 'string' ? content : Buffer.from(content)
-    this.#cache.remember(path, copy, before)
+    this.#cache?.remember(path, content, before)
+  }
+
+  /** A fresh result from cached content: text as written, or bytes copied into the read
+   * slab (the cache's own memory is never handed out). */
+  #fromCache(content: Cached, encoding: BufferEncoding | null): Buffer | string {
+    if (typeof content === 'string') {
+      if (encoding === 'utf8' || encoding === 'utf-8') return content
+      return encoding === null ? Buffer.from(content) : Buffer.from(content).toString(encoding)
+    }
+    if (encoding !== null) return Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString(encoding)
+    const start = this.#poolStart()
+    if (content.byteLength > POOL_SIZE - start) return Buffer.from(content)
+    this.#pool.set(content, start)
+    return this.#pooled<Buffer>(content.byteLength)
   }
 
   /** Appends to a file, creating it if needed. */
@@ -656,7 +668,7 @@ export class Session {
   readFileSync(path: string, options?: Encoding | ReadFileOptions | null): Buffer | string {
     const encoding = encodingOf(options)
     const cached = this.#cache?.get(path)
-    if (cached !== undefined) return fromCache(cached, encoding)
+    if (cached !== undefined) return this.#fromCache(cached, encoding)
     const content = this.#pooled(sync(() => fast.readFileSync(this.#handle, path, this.#pool, this.#poolStart())))
     return encoding === null ? content : content.toString(encoding)
   }
