@@ -25,8 +25,7 @@ pub(crate) const CHUNK: u64 = 64 * 1024;
 
 /// A persistent hash map keyed by virtual path. Paths are hashed with foldhash, several times
 /// faster than the standard library's SipHash on short keys and seeded per process.
-pub(crate) type PathIndex<V> =
-    imbl::GenericHashMap<VPath, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+type PathIndex<V> = imbl::GenericHashMap<VPath, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// A session's changes: path to node, structurally shared between forks.
 ///

@@ -12,16 +12,43 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::overlay::{Attr, Node, NodeKind, Origin, PathIndex, View};
+use crate::overlay::{Attr, Node, NodeKind, Origin, View};
 use crate::path::VPath;
 
 /// Identifies a session within one [`crate::Mirage`] (and its store).
 pub(crate) type SessionId = u64;
 
 /// What a session changed relative to where it started: path to the node it replaced
-/// (`None` when the path fell through to the resources). Unordered (a persistent hash map):
-/// whoever needs an order sorts.
-pub(crate) type Touched = PathIndex<Option<Arc<Node>>>;
+/// (`None` when the path fell through to the resources). Unordered: whoever needs an order
+/// sorts.
+///
+/// A plain hash map behind an `Arc` rather than a persistent one, because a fork starts with
+/// an empty record and only a commit needs a snapshot: it clones the `Arc`, and the next
+/// change copies the map only if that snapshot is still alive. Recording a path then costs
+/// a fraction of a persistent map's insert.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Touched(Arc<std::collections::HashMap<VPath, Option<Arc<Node>>, foldhash::fast::RandomState>>);
+
+impl std::ops::Deref for Touched {
+    type Target = std::collections::HashMap<VPath, Option<Arc<Node>>, foldhash::fast::RandomState>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Touched {
+    /// The map, to change (copied first if a snapshot shares it).
+    fn make_mut(&mut self) -> &mut <Self as std::ops::Deref>::Target {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl FromIterator<(VPath, Option<Arc<Node>>)> for Touched {
+    fn from_iter<I: IntoIterator<Item = (VPath, Option<Arc<Node>>)>>(entries: I) -> Self {
+        Touched(Arc::new(entries.into_iter().collect()))
+    }
+}
 
 /// One session's state.
 #[derive(Clone, Debug)]
@@ -90,7 +117,8 @@ impl SessionState {
     /// Records the node at `path` as the session's starting point, the first time only.
     fn touch(&mut self, path: &VPath) {
         if !self.touched.contains_key(path) {
-            self.touched.insert(path.clone(), self.view.get(path).cloned());
+            let old = self.view.get(path).cloned();
+            self.touched.make_mut().insert(path.clone(), old);
         }
     }
 
@@ -98,7 +126,7 @@ impl SessionState {
     /// time (one lookup in each map).
     fn replace(&mut self, path: &VPath, node: Arc<Node>) {
         let old = self.view.insert(path.clone(), node);
-        self.touched.entry(path.clone()).or_insert(old);
+        self.touched.make_mut().entry(path.clone()).or_insert(old);
     }
 }
 
@@ -203,7 +231,7 @@ impl State {
                     parent: None,
                     name: name.clone(),
                     view: View::new(),
-                    touched: Touched::new(),
+                    touched: Touched::default(),
                     cwd: VPath::root(),
                     env: BTreeMap::new(),
                     changes: Arc::default(),
@@ -216,7 +244,7 @@ impl State {
                             parent: Some(*p),
                             name: name.clone(),
                             view: p_state.view.clone(),
-                            touched: Touched::new(),
+                            touched: Touched::default(),
                             cwd: p_state.cwd.clone(),
                             env: p_state.env.clone(),
                             changes: Arc::default(),
@@ -259,7 +287,7 @@ impl State {
                     if let Some(node) = s.view.get(path).filter(|n| n.stamp == *stamp).cloned() {
                         let clean = Node { origin: origin.clone(), kind: NodeKind::Clean, ..Node::clone(&node) };
                         s.view.insert(path.clone(), Arc::new(clean));
-                        s.touched.remove(path);
+                        s.touched.make_mut().remove(path);
                     }
                 }
                 s.changed();
@@ -389,7 +417,7 @@ impl State {
                 child.view.insert(path, node);
             }
         }
-        child.touched = Touched::new();
+        child.touched = Touched::default();
         child.changed();
         self.session(parent_id)?.changed();
         if winner_takes_all {
