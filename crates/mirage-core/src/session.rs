@@ -145,7 +145,7 @@ impl Mirage {
         let id = inner.state.sessions.iter().find(|(_, s)| s.name == name).map(|(id, _)| *id).ok_or_else(|| {
             Error::new(ErrorKind::NotFound, "session").with_detail(format!("no session named '{name}'"))
         })?;
-        Ok(Session { hub: self.hub.clone(), id })
+        Ok(Session::new(&self.hub, id))
     }
 
     /// Every session, roots first, then forks in creation order.
@@ -316,7 +316,7 @@ impl Hub {
         };
         let id = inner.state.next_session;
         self.record_locked(&mut inner, vec![Record::Open { id, parent, name }])?;
-        Ok(Session { hub: self.clone(), id })
+        Ok(Session::new(self, id))
     }
 
     /// The write lock of one session: mutations of a session (and commits into it) run one
@@ -334,6 +334,8 @@ impl Hub {
 pub struct Session {
     pub(crate) hub: Arc<Hub>,
     pub(crate) id: SessionId,
+    /// The session's write lock, looked up once.
+    pub(crate) lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a path holds, as a session sees it.
@@ -406,6 +408,11 @@ pub struct CommitReport {
 }
 
 impl Session {
+    /// A handle on session `id`.
+    pub(crate) fn new(hub: &Arc<Hub>, id: SessionId) -> Self {
+        Session { hub: hub.clone(), id, lock: hub.session_lock(id) }
+    }
+
     /// The session's name.
     ///
     /// # Errors
@@ -420,7 +427,7 @@ impl Session {
     /// `NotFound` once the session has been aborted.
     pub fn parent(&self) -> Result<Option<Session>> {
         let parent = self.hub.lock().state.session(self.id)?.parent;
-        Ok(parent.map(|id| Session { hub: self.hub.clone(), id }))
+        Ok(parent.map(|id| Session::new(&self.hub, id)))
     }
 
     /// A counter that moves whenever what the session shows changes: its own writes, a fork
