@@ -131,30 +131,41 @@ fn session(env: sys::napi_env, args: &[sys::napi_value]) -> napi::Result<&mirage
     }
 }
 
-/// Paths up to this many bytes are read without a heap allocation.
+/// Paths up to this many UTF-16 units are read without a heap allocation.
 const INLINE_PATH: usize = 512;
 
 /// Runs `f` on argument `i` as UTF-8 text.
+///
+/// The string is read as UTF-16 and converted here: V8's own UTF-8 conversion costs several
+/// times more than a copy of the units, and paths are mostly ASCII, which converts by
+/// narrowing. Unpaired surrogates become U+FFFD, as in Node-API's UTF-8 conversion.
 fn with_str<T>(env: sys::napi_env, args: &[sys::napi_value], i: usize, f: impl FnOnce(&str) -> T) -> napi::Result<T> {
     let value = arg(args, i)?;
-    let mut inline = [0u8; INLINE_PATH];
+    let mut units = [0u16; INLINE_PATH];
     let mut len = 0;
-    // SAFETY: `inline` has room for INLINE_PATH bytes, the terminating NUL included.
+    // SAFETY: `units` has room for INLINE_PATH units, the terminating NUL included.
     unsafe {
         check_status!(
-            sys::napi_get_value_string_utf8(env, value, inline.as_mut_ptr().cast(), INLINE_PATH, &mut len),
+            sys::napi_get_value_string_utf16(env, value, units.as_mut_ptr(), INLINE_PATH, &mut len),
             "expected a string"
         )?;
     }
-    // V8 stops short of a character that does not fit, so a string of up to three bytes less
-    // than the room may have been cut.
-    if len + 4 < INLINE_PATH {
-        let text =
-            std::str::from_utf8(&inline[..len]).map_err(|e| napi::Error::new(Status::InvalidArg, e.to_string()))?;
-        return Ok(f(text));
+    if len + 1 >= INLINE_PATH {
+        // Possibly cut: convert the whole string.
+        // SAFETY: `env` and `value` come from the call.
+        return Ok(f(&unsafe { String::from_napi_value(env, value) }?));
     }
-    // SAFETY: as above; the string is converted whole.
-    Ok(f(&unsafe { String::from_napi_value(env, value) }?))
+    let units = &units[..len];
+    if units.iter().all(|&unit| unit < 0x80) {
+        let mut ascii = [0u8; INLINE_PATH];
+        for (byte, &unit) in ascii.iter_mut().zip(units) {
+            *byte = unit as u8;
+        }
+        return Ok(f(std::str::from_utf8(&ascii[..len]).expect("ASCII is UTF-8")));
+    }
+    let text: String =
+        char::decode_utf16(units.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect();
+    Ok(f(&text))
 }
 
 /// Polls `fut` once, inside the runtime's context (a remote resource may start I/O on the

@@ -47,7 +47,8 @@ class Slab {
   readonly paths: string[] = []
 
   constructor(size: number) {
-    this.bytes = new Uint8Array(size)
+    // Not zeroed: only ranges entries were copied into are ever read.
+    this.bytes = Buffer.allocUnsafeSlow(size)
   }
 }
 

@@ -169,3 +169,27 @@ test('mounts, unmount, sessions, local directories and read-only mounts', async 
   mirage.unmount('/mem')
   assert.deepEqual(await s.readdir('/'), ['ro', 'w'])
 })
+
+test('paths in any script, with unpaired surrogates, and long ones cross intact', async () => {
+  const { mirage, main } = setup()
+  // Deep enough to pass 512 UTF-16 units, the length read without an allocation.
+  const deep = `/data/${'d'.repeat(200)}/${'é'.repeat(120)}`
+  await main.mkdir(deep, { recursive: true })
+  const names = ['/data/ünïcödé-文件-😀.txt', '/data/lone-\uD800-surrogate', `/data/${'é'.repeat(120)}`, `${deep}/${'f'.repeat(200)}`]
+  for (const [i, name] of names.entries()) {
+    await main.writeFile(name, `file ${i}`)
+    main.writeFileSync(`${name}.sync`, `sync ${i}`)
+  }
+  // Another handle on the session: its reads cross into the native layer (no cached copy).
+  const other = mirage.session('main')
+  for (const [i, name] of names.entries()) {
+    assert.equal(await other.readFile(name, 'utf8'), `file ${i}`)
+    assert.equal(other.readFileSync(`${name}.sync`, 'utf8'), `sync ${i}`)
+    assert.equal((await other.stat(name)).size, `file ${i}`.length)
+    assert.equal(other.existsSync(`${name}.sync`), true)
+  }
+  const listed = await other.readdir('/data')
+  assert.ok(listed.includes('ünïcödé-文件-😀.txt'), 'the name lists as written')
+  assert.ok(listed.includes('lone-\uFFFD-surrogate'), 'an unpaired surrogate becomes U+FFFD')
+  assert.equal(await other.exists('/data/lone-\uFFFD-surrogate'), true)
+})
