@@ -211,6 +211,14 @@ where
     }
 }
 
+/// True when `path`, as JavaScript gave it, is the only string that names the file a write
+/// went to, which the wrapper's content cache relies on: absolute and normalised (the path
+/// written is the path given, so no link was followed either), and converted without a
+/// replacement (every unpaired surrogate becomes U+FFFD, so several strings name that file).
+pub(crate) fn names_itself(written: &mirage_core::path::VPath, path: &str) -> bool {
+    written.as_str() == path && !path.contains(char::REPLACEMENT_CHARACTER)
+}
+
 /// The error of a sync call whose operation would have to wait.
 pub(crate) fn must_wait() -> napi::Error {
     js_error(

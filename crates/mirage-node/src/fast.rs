@@ -21,7 +21,7 @@ use futures::FutureExt;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown, within_runtime_if_available};
 use napi::{Env, JsError, Status, check_status, sys};
 
-use crate::convert::{Data, InPlace, fill_stat, js_error, must_wait};
+use crate::convert::{Data, InPlace, fill_stat, js_error, must_wait, names_itself};
 
 /// What the external value a session hands to JavaScript points at.
 pub(crate) struct Handle(mirage_core::Session);
@@ -216,7 +216,7 @@ fn write_file(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi:
     // SAFETY: the data is an argument of this call, copied before it returns.
     let data = unsafe { Data::from_napi_value(env, arg(args, 2)?)? };
     let written = with_str(env, args, 1, |path| {
-        poll(session.write_file(path, data.0)).map(|result| result.map(|written| written.as_str() == path))
+        poll(session.write_file(path, data.0)).map(|result| result.map(|written| names_itself(&written, path)))
     })?;
     match written {
         // SAFETY: `env` is live.

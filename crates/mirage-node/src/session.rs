@@ -12,7 +12,8 @@ use napi_derive::napi;
 use mirage_core::{ChangeKind, CommitOptions};
 
 use crate::convert::{
-    Data, Dirent, InPlace, STAT_SLOTS, StatInfo, fill_stat, from_millis, js_error, now, settle, settle_map, type_name,
+    Data, Dirent, InPlace, STAT_SLOTS, StatInfo, fill_stat, from_millis, js_error, names_itself, now, settle,
+    settle_map, type_name,
 };
 
 /// One copy-on-write view of the whole tree.
@@ -293,7 +294,7 @@ impl Session {
         #[napi(ts_arg_type = "string | Uint8Array")] data: Data,
     ) -> Result<Either<bool, PromiseRaw<'env, bool>>> {
         let s = self.session();
-        settle(env, async move { Ok(s.write_file(&path, data.0).await?.as_str() == path) })
+        settle(env, async move { Ok(names_itself(&s.write_file(&path, data.0).await?, &path)) })
     }
 
     /// Appends to a file, creating it if needed.

@@ -141,3 +141,14 @@ test('many files stay correct past the cache budget', async () => {
   await main.writeFile('/data/huge', Buffer.alloc(128 * 1024, 1))
   assert.equal((await main.readFile('/data/huge')).length, 128 * 1024)
 })
+
+test('paths that name one file through unpaired surrogates never leave a stale copy', async () => {
+  const { main } = setup()
+  // Both strings name the file '/data/x\uFFFD', as the native layer converts them.
+  await main.writeFile('/data/x\uD800', 'first')
+  assert.equal(await main.readFile('/data/x\uD800', 'utf8'), 'first')
+  await main.writeFile('/data/x\uDBFF', 'second')
+  assert.equal(await main.readFile('/data/x\uD800', 'utf8'), 'second')
+  main.writeFileSync('/data/x\uD801', 'third')
+  assert.equal(main.readFileSync('/data/x\uDBFF', 'utf8'), 'third')
+})
