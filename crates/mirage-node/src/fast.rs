@@ -101,7 +101,7 @@ unsafe extern "C" fn trampoline(env: sys::napi_env, info: sys::napi_callback_inf
     } else {
         // SAFETY: `data` is the `Body` this function was created with in `functions`.
         let body = unsafe { std::mem::transmute::<*mut c_void, Body>(data) };
-        // Missing arguments read as `undefined`, which every conversion rejects.
+        // Only the arguments passed: a missing one fails in `arg`.
         catch_unwind(AssertUnwindSafe(|| body(env, &argv[..argc.min(MAX_ARGS)])))
             .unwrap_or_else(|_| Err(napi::Error::new(Status::GenericFailure, "internal error: a native call panicked")))
     };
