@@ -42,7 +42,7 @@ impl Session {
     /// Starts a mutation: takes the session's write lock (held by the returned guard, which
     /// tells watchers what changed once it is released) and the view to compute from.
     async fn begin(&self) -> Result<(OpGuard, View)> {
-        let lock = self.lock.clone().lock_owned().await;
+        let lock = self.write_lock().lock_owned().await;
         Ok((OpGuard { lock: Some(lock), hub: self.hub.clone() }, self.view()?))
     }
 

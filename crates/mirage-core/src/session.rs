@@ -334,8 +334,8 @@ impl Hub {
 pub struct Session {
     pub(crate) hub: Arc<Hub>,
     pub(crate) id: SessionId,
-    /// The session's write lock, looked up once.
-    pub(crate) lock: Arc<tokio::sync::Mutex<()>>,
+    /// The session's write lock, looked up at the first change through this handle.
+    lock: std::sync::OnceLock<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What a path holds, as a session sees it.
@@ -410,7 +410,13 @@ pub struct CommitReport {
 impl Session {
     /// A handle on session `id`.
     pub(crate) fn new(hub: &Arc<Hub>, id: SessionId) -> Self {
-        Session { hub: hub.clone(), id, lock: hub.session_lock(id) }
+        Session { hub: hub.clone(), id, lock: std::sync::OnceLock::new() }
+    }
+
+    /// The session's write lock: mutations of a session (and commits into it) run one at a
+    /// time.
+    pub(crate) fn write_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock.get_or_init(|| self.hub.session_lock(self.id)).clone()
     }
 
     /// The session's name.

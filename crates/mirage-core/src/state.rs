@@ -25,28 +25,34 @@ pub(crate) type SessionId = u64;
 /// A plain hash map behind an `Arc` rather than a persistent one, because a fork starts with
 /// an empty record and only a commit needs a snapshot: it clones the `Arc`, and the next
 /// change copies the map only if that snapshot is still alive. Recording a path then costs
-/// a fraction of a persistent map's insert.
+/// a fraction of a persistent map's insert. The map is made at the first change, so that a
+/// fork allocates nothing for it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Touched(Arc<std::collections::HashMap<VPath, Option<Arc<Node>>, foldhash::fast::RandomState>>);
+pub(crate) struct Touched(Option<Arc<TouchedMap>>);
+
+type TouchedMap = std::collections::HashMap<VPath, Option<Arc<Node>>, foldhash::fast::RandomState>;
+
+/// What an empty record reads as.
+static NOTHING_TOUCHED: std::sync::LazyLock<TouchedMap> = std::sync::LazyLock::new(TouchedMap::default);
 
 impl std::ops::Deref for Touched {
-    type Target = std::collections::HashMap<VPath, Option<Arc<Node>>, foldhash::fast::RandomState>;
+    type Target = TouchedMap;
 
-    fn deref(&self) -> &Self::Target {
-        &self.0
+    fn deref(&self) -> &TouchedMap {
+        self.0.as_deref().unwrap_or(&NOTHING_TOUCHED)
     }
 }
 
 impl Touched {
-    /// The map, to change (copied first if a snapshot shares it).
-    fn make_mut(&mut self) -> &mut <Self as std::ops::Deref>::Target {
-        Arc::make_mut(&mut self.0)
+    /// The map, to change (made, or copied first if a snapshot shares it).
+    fn make_mut(&mut self) -> &mut TouchedMap {
+        Arc::make_mut(self.0.get_or_insert_default())
     }
 }
 
 impl FromIterator<(VPath, Option<Arc<Node>>)> for Touched {
     fn from_iter<I: IntoIterator<Item = (VPath, Option<Arc<Node>>)>>(entries: I) -> Self {
-        Touched(Arc::new(entries.into_iter().collect()))
+        Touched(Some(Arc::new(entries.into_iter().collect())))
     }
 }
 
