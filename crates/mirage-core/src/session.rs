@@ -310,7 +310,13 @@ impl Hub {
             }
             (None, Some(parent)) => {
                 let base = inner.state.session(parent)?.name.clone();
-                (1..).map(|i| format!("{base}.{i}")).find(|n| !taken(&inner.state, n)).expect("a free name exists")
+                let prefix = format!("{base}.");
+                // One pass over the sessions for the numbers in use (trying each candidate
+                // against every session was quadratic in the number of forks).
+                let used: std::collections::HashSet<u64> =
+                    inner.state.sessions.values().filter_map(|s| s.name.strip_prefix(&prefix)?.parse().ok()).collect();
+                let free = (1..).find(|i| !used.contains(i)).expect("a free number exists");
+                format!("{prefix}{free}")
             }
             (None, None) => return Err(Error::new(ErrorKind::InvalidInput, "session").with_detail("a name is needed")),
         };

@@ -625,3 +625,21 @@ async fn host_files_are_offered_only_for_what_the_session_has_not_changed() {
     assert!(s.host_file("/h/f").await.unwrap().is_none(), "the session's own content is not on the host");
     assert_eq!(s.host_file("/h/none").await.unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn default_fork_names_are_unique_and_reuse_freed_numbers() {
+    let (mirage, main) = setup();
+    // Names that look like fork names but are not the parent's own numbering.
+    mirage.create_session("main.x").unwrap();
+    mirage.create_session("main.2").unwrap();
+    let forks: Vec<Session> = (0..500).map(|_| main.fork().unwrap()).collect();
+    let names: Vec<String> = forks.iter().map(|f| f.name().unwrap()).collect();
+    let unique: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), 500, "every fork has its own name");
+    assert_eq!(names[0], "main.1");
+    assert_eq!(names[1], "main.3", "main.2 was taken");
+    forks[41].abort().unwrap();
+    let again = main.fork().unwrap();
+    assert_eq!(again.name().unwrap(), names[41], "the first free number is reused");
+    assert_eq!(forks[7].fork().unwrap().name().unwrap(), format!("{}.1", names[7]));
+}
