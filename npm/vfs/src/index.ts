@@ -375,8 +375,10 @@ export class Session {
     if (cached !== undefined) return Promise.resolve(this.#fromCache(cached, encoding))
     let result: Buffer | Promise<Buffer>
     try {
-      const now = fast.readFile(this.#handle, path, this.#pool, this.#poolStart())
-      result = this.#pooled(now ?? this.#native.readFile(path, this.#pool, this.#poolStart()))
+      // The offset first: it may start a new slab, which is then the one to pass.
+      const offset = this.#poolStart()
+      const now = fast.readFile(this.#handle, path, this.#pool, offset)
+      result = this.#pooled(now ?? this.#native.readFile(path, this.#pool, offset))
     } catch (e) {
       return Promise.reject(convertError(e))
     }
@@ -387,7 +389,8 @@ export class Session {
     return Promise.resolve(encoding === null ? result : result.toString(encoding))
   }
 
-  /** Where the next pooled read goes; starts a new slab when this one is nearly full. */
+  /** Where the next pooled read goes; starts a new slab when this one is nearly full. Call it
+   * before reading `#pool`, which it may replace. */
   #poolStart(): number {
     if (POOL_SIZE - this.#poolUsed < 4096) {
       this.#pool = Buffer.allocUnsafeSlow(POOL_SIZE)
@@ -669,7 +672,8 @@ export class Session {
     const encoding = encodingOf(options)
     const cached = this.#cache?.get(path)
     if (cached !== undefined) return this.#fromCache(cached, encoding)
-    const content = this.#pooled(sync(() => fast.readFileSync(this.#handle, path, this.#pool, this.#poolStart())))
+    const offset = this.#poolStart()
+    const content = this.#pooled(sync(() => fast.readFileSync(this.#handle, path, this.#pool, offset)))
     return encoding === null ? content : content.toString(encoding)
   }
 

@@ -193,3 +193,20 @@ test('paths in any script, with unpaired surrogates, and long ones cross intact'
   assert.ok(listed.includes('lone-\uFFFD-surrogate'), 'an unpaired surrogate becomes U+FFFD')
   assert.equal(await other.exists('/data/lone-\uFFFD-surrogate'), true)
 })
+
+test('small reads stay intact when their read slab fills up and a new one starts', async () => {
+  const { mirage, main } = setup()
+  const count = 300
+  for (let i = 0; i < count; i++) main.writeFileSync(`/data/f${i}`, Buffer.alloc(1000, i % 251))
+  // Another handle has no cached copies: every read is copied into its slabs of 64 KiB.
+  const other = mirage.session('main')
+  const reads = []
+  for (let i = 0; i < count; i++) reads.push(await other.readFile(`/data/f${i}`))
+  for (let i = 0; i < count; i++) reads.push(other.readFileSync(`/data/f${i}`))
+  for (let i = 0; i < count; i++) reads.push(await main.readFile(`/data/f${i}`))
+  reads.forEach((content, n) => {
+    const i = n % count
+    assert.equal(content.length, 1000, `read ${n}`)
+    assert.ok(content.every((byte) => byte === i % 251), `read ${n} holds file ${i}'s bytes`)
+  })
+})
