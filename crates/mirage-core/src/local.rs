@@ -269,7 +269,8 @@ fn read_entries(dirp: *mut libc::DIR) -> io::Result<Vec<DirEntry>> {
 #[async_trait]
 impl Resource for LocalResource {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { read_only: self.read_only, ..Capabilities::FULL }
+        // Host file calls run inline, on the caller's thread.
+        Capabilities { read_only: self.read_only, immediate: true, ..Capabilities::FULL }
     }
 
     async fn stat(&self, path: &VPath) -> Result<Metadata> {

@@ -156,7 +156,7 @@ impl Tree {
 #[async_trait]
 impl Resource for MemoryResource {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::FULL
+        Capabilities { immediate: true, ..Capabilities::FULL }
     }
 
     async fn stat(&self, path: &VPath) -> Result<Metadata> {

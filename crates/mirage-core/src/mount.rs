@@ -127,7 +127,19 @@ impl MountTable {
 
     /// The mount with the longest mount point covering `path`.
     pub fn covering(&self, path: &VPath) -> Option<&Mount> {
-        std::iter::once(path.as_str()).chain(path.ancestor_strs()).find_map(|p| self.mounts.get(p))
+        self.covering_str(path.as_str())
+    }
+
+    /// As [`MountTable::covering`], for a path in normal form given as a string.
+    fn covering_str(&self, path: &str) -> Option<&Mount> {
+        std::iter::once(path).chain(crate::path::ancestor_strs(path)).find_map(|p| self.mounts.get(p))
+    }
+
+    /// True when `path`, a string, is an absolute path in normal form whose mount answers at
+    /// once ([`crate::Capabilities::immediate`]).
+    pub fn is_immediate(&self, path: &str) -> bool {
+        crate::path::is_normal(path)
+            && self.covering_str(path).is_some_and(|mount| mount.resource().capabilities().immediate)
     }
 
     /// Routes `path` to the mount with the longest matching mount point.
@@ -197,5 +209,42 @@ mod tests {
         assert!(table.mount(p("/data"), Arc::new(MemoryResource::new()), MountOptions::default()).is_err());
         table.unmount(&p("/data")).unwrap();
         assert_eq!(table.unmount(&p("/data")).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    /// A memory resource that says it may wait, as a remote one does.
+    #[derive(Debug)]
+    struct Waiting(MemoryResource);
+
+    #[async_trait::async_trait]
+    impl Resource for Waiting {
+        fn capabilities(&self) -> crate::Capabilities {
+            crate::Capabilities::FULL
+        }
+
+        async fn stat(&self, path: &VPath) -> crate::Result<crate::Metadata> {
+            self.0.stat(path).await
+        }
+
+        async fn read(&self, path: &VPath, offset: u64, len: u64) -> crate::Result<bytes::Bytes> {
+            self.0.read(path, offset, len).await
+        }
+
+        async fn list(&self, path: &VPath) -> crate::Result<Vec<crate::DirEntry>> {
+            self.0.list(path).await
+        }
+    }
+
+    #[test]
+    fn only_plain_paths_under_mounts_that_answer_at_once_are_immediate() {
+        let mut table = MountTable::new();
+        table.mount(p("/ram"), Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+        table.mount(p("/ram/remote"), Arc::new(Waiting(MemoryResource::new())), MountOptions::default()).unwrap();
+        assert!(table.is_immediate("/ram"));
+        assert!(table.is_immediate("/ram/a/b.txt"));
+        assert!(table.is_immediate("/ram/remotely"));
+        for path in ["/ram/remote", "/ram/remote/x", "/ram//x", "/ram/./x", "/ram/x/..", "/ram/x/", "ram/x", "", "/"] {
+            assert!(!table.is_immediate(path), "{path:?}");
+        }
+        assert!(!table.is_immediate("/elsewhere/x"), "no mount covers it");
     }
 }

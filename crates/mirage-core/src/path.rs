@@ -149,13 +149,7 @@ impl VPath {
     /// Every proper ancestor as a string slice, nearest first, ending with `/`; allocates
     /// nothing (maps keyed by `VPath` look these up through `Borrow<str>`).
     pub fn ancestor_strs(&self) -> impl Iterator<Item = &str> {
-        let s: &str = &self.0;
-        let mut end = if s == "/" { None } else { Some(s.len()) };
-        std::iter::from_fn(move || {
-            let cut = s[..end?].rfind('/')?;
-            end = if cut == 0 { None } else { Some(cut) };
-            Some(if cut == 0 { "/" } else { &s[..cut] })
-        })
+        ancestor_strs(&self.0)
     }
 
     /// Every proper ancestor as a string slice, from `/` down to the parent: the order in
@@ -256,6 +250,22 @@ impl fmt::Debug for VPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.0)
     }
+}
+
+/// Every proper ancestor of the normalised absolute path `s`, nearest first, ending with `/`.
+pub(crate) fn ancestor_strs(s: &str) -> impl Iterator<Item = &str> {
+    let mut end = if s == "/" { None } else { Some(s.len()) };
+    std::iter::from_fn(move || {
+        let cut = s[..end?].rfind('/')?;
+        end = if cut == 0 { None } else { Some(cut) };
+        Some(if cut == 0 { "/" } else { &s[..cut] })
+    })
+}
+
+/// True when `s` is an absolute path in normal form: no empty, `.` or `..` component and no
+/// trailing slash, so that it names what [`VPath::parse`] would make of it.
+pub(crate) fn is_normal(s: &str) -> bool {
+    s == "/" || (s.starts_with('/') && s[1..].split('/').all(|c| !c.is_empty() && c != "." && c != ".."))
 }
 
 #[cfg(test)]

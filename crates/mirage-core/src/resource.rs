@@ -92,12 +92,23 @@ pub struct Capabilities {
     pub symlinks: bool,
     /// Permission bits are stored.
     pub modes: bool,
+    /// Every operation completes when first polled, waiting on nothing (RAM, host files).
+    /// Callers that poll once on their own thread may then drop an operation that did wait
+    /// (for a lock) and run it again; for a resource that does I/O they hand it over instead,
+    /// so that no request is sent twice.
+    pub immediate: bool,
 }
 
 impl Capabilities {
-    /// A writable resource that supports everything.
-    pub const FULL: Capabilities =
-        Capabilities { read_only: false, ranged_reads: true, atomic_rename: true, symlinks: true, modes: true };
+    /// A writable resource that supports everything, and may wait.
+    pub const FULL: Capabilities = Capabilities {
+        read_only: false,
+        ranged_reads: true,
+        atomic_rename: true,
+        symlinks: true,
+        modes: true,
+        immediate: false,
+    };
 }
 
 /// A condition for [`Resource::put`]: the write happens only if it holds.

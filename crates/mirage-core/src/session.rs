@@ -425,6 +425,14 @@ impl Session {
         self.lock.get_or_init(|| self.hub.session_lock(self.id)).clone()
     }
 
+    /// True when an operation on `path` completes when first polled, unless it waits for
+    /// another writer of the session: `path` is absolute and in normal form, and the mount
+    /// covering it answers at once ([`crate::Capabilities::immediate`]). A symbolic link on
+    /// the way into a mount that does I/O makes the operation wait all the same.
+    pub fn is_immediate(&self, path: &str) -> bool {
+        self.hub.mounts().is_immediate(path)
+    }
+
     /// The session's name.
     ///
     /// # Errors

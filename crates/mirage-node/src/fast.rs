@@ -7,10 +7,13 @@
 //! the session as an external value that the wrapper keeps in a private field, read their
 //! arguments with raw Node-API calls, and run the operation on the calling thread.
 //!
-//! An operation that would have to wait (a resource that does I/O, a session busy with another
-//! writer) has changed nothing at that point: each of these operations changes the session, if
-//! at all, after its last wait. The async variant then returns `undefined` and the wrapper
-//! calls the promise-returning method instead; the sync variant throws.
+//! The async variants run here only where the operation cannot start I/O: the path is plain
+//! and its mount answers at once (memory, host files). Elsewhere they return `undefined` and
+//! the wrapper calls the promise-returning method, which runs the operation once. Should an
+//! operation here still have to wait (for another writer of the session), it has changed
+//! nothing at that point (each changes the session, if at all, after its last wait): it is
+//! dropped, and the promise path runs it again. The sync variants always try, and throw when
+//! the operation would have to wait.
 
 use std::ffi::c_void;
 use std::future::Future;
@@ -168,10 +171,23 @@ fn with_str<T>(env: sys::napi_env, args: &[sys::napi_value], i: usize, f: impl F
     Ok(f(&text))
 }
 
-/// Polls `fut` once, inside the runtime's context (a remote resource may start I/O on the
-/// first poll): its result, or `None` when it would have to wait.
-fn poll<T>(fut: impl Future<Output = mirage_core::Result<T>>) -> Option<napi::Result<T>> {
-    within_runtime_if_available(|| fut.now_or_never()).map(|result| result.map_err(js_error))
+/// Runs the operation `op` makes on `path` on this thread, when a sync call asks or when it
+/// cannot start I/O (see the module's documentation): its result, or `None` when it is to be
+/// handed over or would have to wait. Polled inside the runtime's context, as a remote
+/// resource may start I/O on the first poll.
+fn attempt<T, F>(
+    session: &mirage_core::Session,
+    path: &str,
+    sync: bool,
+    op: impl FnOnce() -> F,
+) -> Option<napi::Result<T>>
+where
+    F: Future<Output = mirage_core::Result<T>>,
+{
+    if !sync && !session.is_immediate(path) {
+        return None;
+    }
+    within_runtime_if_available(|| op().now_or_never()).map(|result| result.map_err(js_error))
 }
 
 /// What a call returns when its operation would have to wait: `undefined` for the async
@@ -188,7 +204,7 @@ fn waiting(env: sys::napi_env, sync: bool) -> napi::Result<sys::napi_value> {
 /// returns its length, or returns a new buffer.
 fn read_file(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi::Result<sys::napi_value> {
     let session = session(env, args)?;
-    let Some(bytes) = with_str(env, args, 1, |path| poll(session.read_file(path)))? else {
+    let Some(bytes) = with_str(env, args, 1, |path| attempt(session, path, sync, || session.read_file(path)))? else {
         return waiting(env, sync);
     };
     let bytes = bytes?;
@@ -216,7 +232,8 @@ fn write_file(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi:
     // SAFETY: the data is an argument of this call, copied before it returns.
     let data = unsafe { Data::from_napi_value(env, arg(args, 2)?)? };
     let written = with_str(env, args, 1, |path| {
-        poll(session.write_file(path, data.0)).map(|result| result.map(|written| names_itself(&written, path)))
+        attempt(session, path, sync, || session.write_file(path, data.0))
+            .map(|result| result.map(|written| names_itself(&written, path)))
     })?;
     match written {
         // SAFETY: `env` is live.
@@ -229,8 +246,13 @@ fn write_file(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi:
 /// version, or `null` when it is the overlay stamp in the scratch.
 fn stat(env: sys::napi_env, args: &[sys::napi_value], follow: bool, sync: bool) -> napi::Result<sys::napi_value> {
     let session = session(env, args)?;
-    let found =
-        with_str(env, args, 1, |path| if follow { poll(session.stat(path)) } else { poll(session.lstat(path)) })?;
+    let found = with_str(env, args, 1, |path| {
+        if follow {
+            attempt(session, path, sync, || session.stat(path))
+        } else {
+            attempt(session, path, sync, || session.lstat(path))
+        }
+    })?;
     let Some(meta) = found else { return waiting(env, sync) };
     // SAFETY: the scratch array is an argument of this call.
     let mut scratch = unsafe { InPlace::<f64>::from_napi_value(env, arg(args, 2)?)? };
@@ -242,7 +264,7 @@ fn stat(env: sys::napi_env, args: &[sys::napi_value], follow: bool, sync: bool) 
 /// `(handle, path)`: true when `path` exists.
 fn exists(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi::Result<sys::napi_value> {
     let session = session(env, args)?;
-    match with_str(env, args, 1, |path| poll(session.exists(path)))? {
+    match with_str(env, args, 1, |path| attempt(session, path, sync, || session.exists(path)))? {
         // SAFETY: `env` is live.
         Some(found) => unsafe { bool::to_napi_value(env, found?) },
         None => waiting(env, sync),

@@ -135,6 +135,7 @@ impl Resource for JsResource {
             atomic_rename: self.ops.contains("rename"),
             symlinks: self.ops.contains("symlink"),
             modes: self.ops.contains("setMode"),
+            immediate: false,
         }
     }
 

@@ -445,6 +445,7 @@ impl Resource for GitHubResource {
             atomic_rename: false,
             symlinks: true,
             modes: true,
+            immediate: false,
         }
     }
 

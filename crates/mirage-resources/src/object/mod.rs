@@ -371,6 +371,7 @@ impl Resource for ObjectResource {
             atomic_rename: false,
             symlinks: false,
             modes: false,
+            immediate: false,
         }
     }
 

@@ -461,6 +461,7 @@ impl Resource for WebDavResource {
             atomic_rename: true,
             symlinks: false,
             modes: false,
+            immediate: false,
         }
     }
 
