@@ -135,6 +135,11 @@ impl MountTable {
         std::iter::once(path).chain(crate::path::ancestor_strs(path)).find_map(|p| self.mounts.get(p))
     }
 
+    /// True when every mounted resource answers at once ([`crate::Capabilities::immediate`]).
+    pub fn all_immediate(&self) -> bool {
+        self.mounts.values().all(|mount| mount.resource().capabilities().immediate)
+    }
+
     /// True when `path`, a string, is an absolute path in normal form whose mount answers at
     /// once ([`crate::Capabilities::immediate`]).
     pub fn is_immediate(&self, path: &str) -> bool {

@@ -433,6 +433,12 @@ impl Session {
         self.hub.mounts().is_immediate(path)
     }
 
+    /// True when every mounted resource answers at once ([`crate::Capabilities::immediate`]):
+    /// no operation of the session can start I/O, wherever its links lead.
+    pub fn all_immediate(&self) -> bool {
+        self.hub.mounts().all_immediate()
+    }
+
     /// The session's name.
     ///
     /// # Errors

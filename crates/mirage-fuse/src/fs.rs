@@ -263,6 +263,12 @@ impl Served {
         let result = match WAITING.get() {
             Waiting::GaveUp => return Err(Errno::EAGAIN),
             Waiting::Refused => {
+                // A resource that does I/O would start it here and again on the worker
+                // thread: such a request goes there before anything starts.
+                if !self.session.all_immediate() {
+                    WAITING.set(Waiting::GaveUp);
+                    return Err(Errno::EAGAIN);
+                }
                 let _context = self.runtime.enter();
                 SERVING.set(mount_id(&self.inodes));
                 let polled = std::pin::pin!(op).poll(&mut Context::from_waker(Waker::noop()));

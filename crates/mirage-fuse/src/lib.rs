@@ -53,7 +53,8 @@ pub struct Options {
     /// Who owns every entry.
     pub owner: Owner,
     /// Threads reading the kernel's requests. They never wait on a resource (a request that
-    /// must wait moves to a worker thread), so a few are enough; with one per CPU this
+    /// must wait moves to a worker thread, and while any mounted resource does I/O every
+    /// request does, before it starts), so a few are enough; with one per CPU this
     /// process may use (the default, up to 16), each is pinned to its CPU, so that a request
     /// is answered on the CPU that sent it.
     pub threads: usize,

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -23,7 +24,9 @@ struct Gated {
 #[async_trait]
 impl Resource for Gated {
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        // It says it answers at once, as the host directory does, so the mount tries requests
+        // on the reading thread; those for `slow*` entries still wait, and must move.
+        Capabilities { immediate: true, ..self.inner.capabilities() }
     }
 
     async fn stat(&self, path: &VPath) -> Result<Metadata> {
@@ -98,5 +101,62 @@ fn a_request_waiting_on_a_resource_holds_no_reading_thread() {
     let read = |path: &str| runtime.block_on(session.read_file(path)).unwrap();
     assert_eq!(read("/slowdir/new.txt"), "made while waiting\n");
     assert_eq!(read("/fastdir/other.txt"), "other\n");
+    mount.unmount().unwrap();
+}
+
+/// A host directory behind a resource that may wait (as a remote one does): each stat yields
+/// once before answering, and is counted.
+#[derive(Debug)]
+struct Counted {
+    inner: LocalResource,
+    stats: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Resource for Counted {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { immediate: false, ..self.inner.capabilities() }
+    }
+
+    async fn stat(&self, path: &VPath) -> Result<Metadata> {
+        self.stats.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.inner.stat(path).await
+    }
+
+    async fn read(&self, path: &VPath, offset: u64, len: u64) -> Result<Bytes> {
+        self.inner.read(path, offset, len).await
+    }
+
+    async fn list(&self, path: &VPath) -> Result<Vec<DirEntry>> {
+        self.inner.list(path).await
+    }
+}
+
+#[test]
+fn a_resource_that_may_wait_is_asked_once_per_request() {
+    let host = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        fs::write(host.path().join(format!("f{i}")), format!("content {i}\n")).unwrap();
+    }
+    let stats = Arc::new(AtomicUsize::new(0));
+    let resource = Counted { inner: LocalResource::new(host.path()).unwrap(), stats: stats.clone() };
+    let mirage = Mirage::new();
+    mirage.mount("/", Arc::new(resource), MountOptions::default()).unwrap();
+    let session = mirage.create_session("counted").unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let mount = mirage_fuse::mount(&session, mnt.path(), &mirage_fuse::Options::default()).unwrap();
+    for i in 0..20 {
+        let before = stats.load(Ordering::SeqCst);
+        let meta = finishes("a lookup", {
+            let path = mnt.path().join(format!("f{i}"));
+            move || fs::metadata(path)
+        })
+        .unwrap();
+        assert_eq!(meta.len(), format!("content {i}\n").len() as u64);
+        // One lookup request, one stat: an attempt on the reading thread that gave up when
+        // the stat yielded would have asked twice.
+        assert_eq!(stats.load(Ordering::SeqCst) - before, 1, "stats for f{i}");
+    }
     mount.unmount().unwrap();
 }
