@@ -140,11 +140,12 @@ impl MountTable {
         self.mounts.values().all(|mount| mount.resource().capabilities().immediate)
     }
 
-    /// True when `path`, a string, is an absolute path in normal form whose mount answers at
-    /// once ([`crate::Capabilities::immediate`]).
+    /// True when `path`, a string, is an absolute path in normal form whose mount, if any,
+    /// answers at once ([`crate::Capabilities::immediate`]): a path no mount covers reaches no
+    /// resource.
     pub fn is_immediate(&self, path: &str) -> bool {
         crate::path::is_normal(path)
-            && self.covering_str(path).is_some_and(|mount| mount.resource().capabilities().immediate)
+            && self.covering_str(path).is_none_or(|mount| mount.resource().capabilities().immediate)
     }
 
     /// Routes `path` to the mount with the longest matching mount point.
@@ -240,16 +241,18 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_paths_under_mounts_that_answer_at_once_are_immediate() {
+    fn only_plain_paths_no_waiting_mount_covers_are_immediate() {
         let mut table = MountTable::new();
         table.mount(p("/ram"), Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
         table.mount(p("/ram/remote"), Arc::new(Waiting(MemoryResource::new())), MountOptions::default()).unwrap();
         assert!(table.is_immediate("/ram"));
         assert!(table.is_immediate("/ram/a/b.txt"));
         assert!(table.is_immediate("/ram/remotely"));
-        for path in ["/ram/remote", "/ram/remote/x", "/ram//x", "/ram/./x", "/ram/x/..", "/ram/x/", "ram/x", "", "/"] {
+        for path in ["/ram/remote", "/ram/remote/x", "/ram//x", "/ram/./x", "/ram/x/..", "/ram/x/", "ram/x", ""] {
             assert!(!table.is_immediate(path), "{path:?}");
         }
-        assert!(!table.is_immediate("/elsewhere/x"), "no mount covers it");
+        // No mount covers these: they reach no resource.
+        assert!(table.is_immediate("/"));
+        assert!(table.is_immediate("/elsewhere/x"));
     }
 }

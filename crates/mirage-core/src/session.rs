@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
@@ -38,6 +38,9 @@ pub struct Mirage {
 #[derive(Debug)]
 pub(crate) struct Hub {
     mounts: RwLock<MountTable>,
+    /// [`MountTable::all_immediate`] of `mounts`, kept beside it (set under its write lock) so
+    /// that the hottest calls read it without taking the lock.
+    all_immediate: AtomicBool,
     state: Mutex<Inner>,
     stamps: AtomicU64,
     locks: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
@@ -95,6 +98,7 @@ impl Mirage {
         Mirage {
             hub: Arc::new(Hub {
                 mounts: RwLock::new(MountTable::new()),
+                all_immediate: AtomicBool::new(true),
                 state: Mutex::new(Inner { state, journal, undelivered: Vec::new() }),
                 stamps,
                 locks: Mutex::new(HashMap::new()),
@@ -110,7 +114,7 @@ impl Mirage {
     /// `InvalidInput` for a bad path, `AlreadyExists` if something is mounted there.
     pub fn mount(&self, point: &str, resource: Arc<dyn Resource>, options: MountOptions) -> Result<()> {
         let point = VPath::parse(point)?;
-        self.hub.mounts.write().unwrap_or_else(|e| e.into_inner()).mount(point, resource, options)
+        self.hub.change_mounts(|table| table.mount(point, resource, options))
     }
 
     /// Unmounts the resource at `point`.
@@ -119,7 +123,7 @@ impl Mirage {
     /// `NotFound` when nothing is mounted there.
     pub fn unmount(&self, point: &str) -> Result<Arc<dyn Resource>> {
         let point = VPath::parse(point)?;
-        self.hub.mounts.write().unwrap_or_else(|e| e.into_inner()).unmount(&point)
+        self.hub.change_mounts(|table| table.unmount(&point))
     }
 
     /// The current mounts.
@@ -233,6 +237,14 @@ impl Hub {
 
     pub(crate) fn mounts(&self) -> std::sync::RwLockReadGuard<'_, MountTable> {
         self.mounts.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the mount table with `change`, keeping [`Hub::all_immediate`] in step.
+    fn change_mounts<T>(&self, change: impl FnOnce(&mut MountTable) -> T) -> T {
+        let mut table = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        let out = change(&mut table);
+        self.all_immediate.store(table.all_immediate(), Ordering::Release);
+        out
     }
 
     /// Routes `path` through the current mount table (without holding its lock).
@@ -427,16 +439,19 @@ impl Session {
 
     /// True when an operation on `path` completes when first polled, unless it waits for
     /// another writer of the session: `path` is absolute and in normal form, and the mount
-    /// covering it answers at once ([`crate::Capabilities::immediate`]). A symbolic link on
-    /// the way into a mount that does I/O makes the operation wait all the same.
+    /// covering it, if any, answers at once ([`crate::Capabilities::immediate`]). A symbolic
+    /// link on the way into a mount that does I/O makes the operation wait all the same.
     pub fn is_immediate(&self, path: &str) -> bool {
+        if self.all_immediate() {
+            return crate::path::is_normal(path);
+        }
         self.hub.mounts().is_immediate(path)
     }
 
     /// True when every mounted resource answers at once ([`crate::Capabilities::immediate`]):
     /// no operation of the session can start I/O, wherever its links lead.
     pub fn all_immediate(&self) -> bool {
-        self.hub.mounts().all_immediate()
+        self.hub.all_immediate.load(Ordering::Acquire)
     }
 
     /// The session's name.

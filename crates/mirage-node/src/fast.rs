@@ -17,6 +17,7 @@
 
 use std::ffi::c_void;
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
@@ -144,12 +145,12 @@ const INLINE_PATH: usize = 512;
 /// narrowing. Unpaired surrogates become U+FFFD, as in Node-API's UTF-8 conversion.
 fn with_str<T>(env: sys::napi_env, args: &[sys::napi_value], i: usize, f: impl FnOnce(&str) -> T) -> napi::Result<T> {
     let value = arg(args, i)?;
-    let mut units = [0u16; INLINE_PATH];
+    let mut units = [MaybeUninit::<u16>::uninit(); INLINE_PATH];
     let mut len = 0;
     // SAFETY: `units` has room for INLINE_PATH units, the terminating NUL included.
     unsafe {
         check_status!(
-            sys::napi_get_value_string_utf16(env, value, units.as_mut_ptr(), INLINE_PATH, &mut len),
+            sys::napi_get_value_string_utf16(env, value, units.as_mut_ptr().cast(), INLINE_PATH, &mut len),
             "expected a string"
         )?;
     }
@@ -158,13 +159,16 @@ fn with_str<T>(env: sys::napi_env, args: &[sys::napi_value], i: usize, f: impl F
         // SAFETY: `env` and `value` come from the call.
         return Ok(f(&unsafe { String::from_napi_value(env, value) }?));
     }
-    let units = &units[..len];
+    // SAFETY: Node wrote the first `len` units.
+    let units = unsafe { std::slice::from_raw_parts(units.as_ptr().cast::<u16>(), len) };
     if units.iter().all(|&unit| unit < 0x80) {
-        let mut ascii = [0u8; INLINE_PATH];
+        let mut ascii = [MaybeUninit::<u8>::uninit(); INLINE_PATH];
         for (byte, &unit) in ascii.iter_mut().zip(units) {
-            *byte = unit as u8;
+            byte.write(unit as u8);
         }
-        return Ok(f(std::str::from_utf8(&ascii[..len]).expect("ASCII is UTF-8")));
+        // SAFETY: the first `len` bytes were written above, each below 0x80.
+        let ascii = unsafe { std::slice::from_raw_parts(ascii.as_ptr().cast::<u8>(), len) };
+        return Ok(f(std::str::from_utf8(ascii).expect("ASCII is UTF-8")));
     }
     let text: String =
         char::decode_utf16(units.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect();
@@ -173,8 +177,9 @@ fn with_str<T>(env: sys::napi_env, args: &[sys::napi_value], i: usize, f: impl F
 
 /// Runs the operation `op` makes on `path` on this thread, when a sync call asks or when it
 /// cannot start I/O (see the module's documentation): its result, or `None` when it is to be
-/// handed over or would have to wait. Polled inside the runtime's context, as a remote
-/// resource may start I/O on the first poll.
+/// handed over or would have to wait. An operation that may start I/O (a sync call on such a
+/// mount) is polled inside the runtime's context, as a remote resource may start it on the
+/// first poll.
 fn attempt<T, F>(
     session: &mirage_core::Session,
     path: &str,
@@ -184,10 +189,14 @@ fn attempt<T, F>(
 where
     F: Future<Output = mirage_core::Result<T>>,
 {
-    if !sync && !session.is_immediate(path) {
+    let result = if session.is_immediate(path) {
+        op().now_or_never()
+    } else if sync {
+        within_runtime_if_available(|| op().now_or_never())
+    } else {
         return None;
-    }
-    within_runtime_if_available(|| op().now_or_never()).map(|result| result.map_err(js_error))
+    };
+    result.map(|result| result.map_err(js_error))
 }
 
 /// What a call returns when its operation would have to wait: `undefined` for the async
