@@ -28,7 +28,7 @@
 // The allocator's settings must be in the environment before the addon loads.
 import { restoreEnvironment } from './allocator.js'
 import * as native from '../native/binding.js'
-import { type Cached, ContentCache } from './cache.js'
+import { ContentCache } from './cache.js'
 
 restoreEnvironment()
 
@@ -343,7 +343,7 @@ export class Session {
    * small buffers. A new slab replaces a nearly full one. */
   #pool = Buffer.allocUnsafeSlow(POOL_SIZE)
   #poolUsed = 0
-  /** Small files this handle wrote, read back without a native call (see cache.ts). */
+  /** Text this handle wrote, read back without a native call (see cache.ts). */
   readonly #cache: ContentCache | null
 
   /** @internal */
@@ -446,18 +446,10 @@ export class Session {
     this.#cache?.remember(path, content, before)
   }
 
-  /** A fresh result from cached content: text as written, or bytes copied into the read
-   * slab (the cache's own memory is never handed out). */
-  #fromCache(content: Cached, encoding: BufferEncoding | null): Buffer | string {
-    if (typeof content === 'string') {
-      if (encoding === 'utf8' || encoding === 'utf-8') return content
-      return encoding === null ? Buffer.from(content) : Buffer.from(content).toString(encoding)
-    }
-    if (encoding !== null) return Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString(encoding)
-    const start = this.#poolStart()
-    if (content.byteLength > POOL_SIZE - start) return Buffer.from(content)
-    this.#pool.set(content, start)
-    return this.#pooled<Buffer>(content.byteLength)
+  /** A result from cached text: the string itself, or encoded afresh. */
+  #fromCache(text: string, encoding: BufferEncoding | null): Buffer | string {
+    if (encoding === 'utf8' || encoding === 'utf-8') return text
+    return encoding === null ? Buffer.from(text) : Buffer.from(text).toString(encoding)
   }
 
   /** Appends to a file, creating it if needed. */
@@ -643,6 +635,7 @@ export class Session {
   /** Discards this session and its forks; their handles fail with `ENOENT` afterwards. */
   abort(): void {
     sync(() => this.#native.abort())
+    this.#cache?.release()
   }
 
   /** Makes this session's changes durable in the store (persistent sessions only). */

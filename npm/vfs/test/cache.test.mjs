@@ -142,6 +142,17 @@ test('many files stay correct past the cache budget', async () => {
   assert.equal((await main.readFile('/data/huge')).length, 128 * 1024)
 })
 
+test('text stays correct past the cache budget, and bytes written over text replace it', async () => {
+  const { main } = setup()
+  const text = (i) => `${i}:`.padEnd(60 * 1024, 'x')
+  for (let i = 0; i < 100; i++) await main.writeFile(`/data/t${i}`, text(i))
+  for (let i = 0; i < 100; i++) assert.equal(await main.readFile(`/data/t${i}`, 'utf8'), text(i))
+  await main.writeFile('/data/t99', Buffer.from('bytes now'))
+  assert.equal(await main.readFile('/data/t99', 'utf8'), 'bytes now')
+  main.writeFileSync('/data/t98', new Uint8Array([0x41]))
+  assert.equal(main.readFileSync('/data/t98', 'utf8'), 'A')
+})
+
 test('paths that name one file through unpaired surrogates never leave a stale copy', async () => {
   const { main } = setup()
   // Both strings name the file '/data/x\uFFFD', as the native layer converts them.
