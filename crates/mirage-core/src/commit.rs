@@ -235,8 +235,7 @@ impl Session {
     }
 
     async fn commit_locked(&self, options: CommitOptions) -> Result<CommitReport> {
-        let lock = self.write_lock();
-        let _guard = lock.lock().await;
+        let _guard = self.write_lock().lock().await;
         let parent = self.hub.lock().state.session(self.id)?.parent;
         match parent {
             Some(parent) => {

@@ -26,12 +26,12 @@ fn fresh_attr(mode: u32) -> Attr {
 }
 
 /// Holds a session's write lock for one mutation; on release, watchers hear what changed.
-pub(crate) struct OpGuard {
-    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
-    hub: Arc<Hub>,
+pub(crate) struct OpGuard<'a> {
+    lock: Option<futures::lock::MutexGuard<'a, ()>>,
+    hub: &'a Hub,
 }
 
-impl Drop for OpGuard {
+impl Drop for OpGuard<'_> {
     fn drop(&mut self) {
         drop(self.lock.take());
         self.hub.deliver();
@@ -41,9 +41,9 @@ impl Drop for OpGuard {
 impl Session {
     /// Starts a mutation: takes the session's write lock (held by the returned guard, which
     /// tells watchers what changed once it is released) and the view to compute from.
-    async fn begin(&self) -> Result<(OpGuard, View)> {
-        let lock = self.write_lock().lock_owned().await;
-        Ok((OpGuard { lock: Some(lock), hub: self.hub.clone() }, self.view()?))
+    async fn begin(&self) -> Result<(OpGuard<'_>, View)> {
+        let lock = self.write_lock().lock().await;
+        Ok((OpGuard { lock: Some(lock), hub: &self.hub }, self.view()?))
     }
 
     /// Journals and applies `records`, releasing the view they were computed from first, so

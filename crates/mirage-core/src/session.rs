@@ -43,7 +43,7 @@ pub(crate) struct Hub {
     all_immediate: AtomicBool,
     state: Mutex<Inner>,
     stamps: AtomicU64,
-    locks: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<SessionId, Arc<SessionLock>>>,
     started: SystemTime,
     pub(crate) watchers: Watchers,
 }
@@ -339,10 +339,15 @@ impl Hub {
 
     /// The write lock of one session: mutations of a session (and commits into it) run one
     /// at a time.
-    pub(crate) fn session_lock(&self, id: SessionId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn session_lock(&self, id: SessionId) -> Arc<SessionLock> {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_default().clone()
     }
 }
+
+/// A session's write lock. Held across the waits of one operation, so asynchronous; taking
+/// it when free is one atomic operation, and releasing it another (the runtime's own mutex
+/// took a lock of its own on every release).
+pub(crate) type SessionLock = futures::lock::Mutex<()>;
 
 /// One copy-on-write view of the whole tree.
 ///
@@ -353,7 +358,7 @@ pub struct Session {
     pub(crate) hub: Arc<Hub>,
     pub(crate) id: SessionId,
     /// The session's write lock, looked up at the first change through this handle.
-    lock: std::sync::OnceLock<Arc<tokio::sync::Mutex<()>>>,
+    lock: std::sync::OnceLock<Arc<SessionLock>>,
 }
 
 /// What a path holds, as a session sees it.
@@ -433,8 +438,8 @@ impl Session {
 
     /// The session's write lock: mutations of a session (and commits into it) run one at a
     /// time.
-    pub(crate) fn write_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
-        self.lock.get_or_init(|| self.hub.session_lock(self.id)).clone()
+    pub(crate) fn write_lock(&self) -> &SessionLock {
+        self.lock.get_or_init(|| self.hub.session_lock(self.id))
     }
 
     /// True when an operation on `path` completes when first polled, unless it waits for
