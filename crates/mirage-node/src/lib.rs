@@ -10,7 +10,8 @@
 
 /// The addon allocates many small objects per call (paths, nodes, map nodes); mimalloc serves
 /// them faster than the system allocator and keeps them out of the way of Node's own heap.
-/// (The package's JavaScript keeps it off transparent huge pages through its environment.)
+/// It is built not to ask for transparent huge pages; the package's JavaScript sets its
+/// other options through the environment (`npm/vfs/src/allocator.ts`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
