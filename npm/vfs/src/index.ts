@@ -173,6 +173,9 @@ function slices(all: Buffer, lengths: Float64Array): Buffer[] {
 /** Size of a session's slab for small reads. */
 const POOL_SIZE = 64 * 1024
 
+/** The read slab of a handle that has not read yet. */
+const EMPTY = Buffer.alloc(0)
+
 /** Text or bytes to write. */
 export type Data = string | Uint8Array
 
@@ -340,9 +343,10 @@ export class Session {
   /** Where synchronous stat answers land (kind, size, mode, mtime, atime). */
   readonly #scratch = new Float64Array(STAT_SLOTS)
   /** A slab small reads are copied into; each result is a view of it, as Node does for
-   * small buffers. A new slab replaces a nearly full one. */
-  #pool = Buffer.allocUnsafeSlow(POOL_SIZE)
-  #poolUsed = 0
+   * small buffers. A new slab replaces a nearly full one; the first is made at the first
+   * read, so that a handle that never reads (a fork, say) allocates none. */
+  #pool: Buffer = EMPTY
+  #poolUsed = POOL_SIZE
   /** Text this handle wrote, read back without a native call (see cache.ts). */
   readonly #cache: ContentCache | null
 
