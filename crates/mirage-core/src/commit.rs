@@ -98,7 +98,7 @@ impl Session {
         let result = {
             let mut inner = self.hub.lock();
             inner.state.session(self.id)?;
-            self.hub.record_locked(&mut inner, vec![Record::Abort { session: self.id }])?;
+            self.hub.record_locked(&mut inner, &[Record::Abort { session: self.id }])?;
             self.hub.sync(&mut inner)
         };
         self.hub.deliver();
@@ -276,7 +276,7 @@ impl Session {
         };
         self.hub.record_locked(
             &mut inner,
-            vec![Record::Commit { child: self.id, winner_takes_all: options.winner_takes_all }],
+            &[Record::Commit { child: self.id, winner_takes_all: options.winner_takes_all }],
         )?;
         self.hub.sync(&mut inner)?;
         Ok(CommitReport { applied, aborted })
@@ -383,7 +383,7 @@ impl Session {
     /// dropped commit leaves at most the path in flight unrecorded.
     fn record_applied(&self, step: &Step, origin: Origin) -> Result<()> {
         let entries = vec![(step.path.clone(), step.node.stamp, origin)];
-        self.hub.record(vec![Record::Flushed { session: self.id, entries }])
+        self.hub.record(&[Record::Flushed { session: self.id, entries }])
     }
 
     async fn apply_steps(&self, steps: &[&Step], applied: &mut Vec<VPath>) -> Result<()> {
@@ -415,7 +415,7 @@ impl Session {
                             stamp: step.node.stamp,
                             origin: Origin::Absent,
                         };
-                        self.hub.record(vec![record])?;
+                        self.hub.record(&[record])?;
                     }
                 }
             }

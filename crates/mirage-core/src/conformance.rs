@@ -23,6 +23,20 @@ async fn names(resource: &dyn Resource, dir: &str) -> Vec<(String, FileType)> {
     list
 }
 
+/// `stat_now`, where the resource answers it, tells what `stat` tells: the same metadata, no
+/// entry where `stat` says `NotFound`, the same error kind otherwise.
+async fn stat_now_agrees(resource: &dyn Resource, path: &str) {
+    let Some(now) = resource.stat_now(&p(path)) else { return };
+    match (resource.stat(&p(path)).await, now) {
+        (Ok(meta), Ok(Some(now))) => assert_eq!(meta, now, "stat_now of {path} describes it as stat does"),
+        (Err(e), Ok(None)) => {
+            assert_eq!(e.kind(), ErrorKind::NotFound, "stat_now of {path} finds nothing where stat fails with {e}")
+        }
+        (Err(e), Err(now)) => assert_eq!(e.kind(), now.kind(), "stat_now of {path} fails as stat does"),
+        (stat, now) => panic!("stat_now of {path} disagrees with stat: {now:?} against {stat:?}"),
+    }
+}
+
 /// Runs every check of the suite, each in its own directory.
 pub async fn run_all(resource: &dyn Resource) {
     files(resource).await;
@@ -54,6 +68,9 @@ pub async fn files(resource: &dyn Resource) {
     assert_eq!(names(resource, "/files").await, [("a.txt".to_owned(), FileType::File)]);
     assert_eq!(resource.stat(&p("/files/missing")).await.unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(resource.stat(&p("/files/a.txt/below")).await.unwrap_err().kind(), ErrorKind::NotADirectory);
+    for path in ["/", "/files", "/files/a.txt", "/files/missing", "/files/a.txt/below", "/nowhere/x"] {
+        stat_now_agrees(resource, path).await;
+    }
     resource.remove(&f).await.expect("remove");
     assert_eq!(resource.stat(&f).await.unwrap_err().kind(), ErrorKind::NotFound);
 }

@@ -140,6 +140,11 @@ impl LocalResource {
         })
     }
 
+    /// Describes `path` itself (a final link is not followed).
+    fn lstat(&self, path: &VPath) -> Result<Metadata> {
+        self.at("stat", path, |dir, name| fstatat(dir, name).map(|st| metadata(&st)))
+    }
+
     fn check_writable(&self, op: &'static str, path: &VPath) -> Result<()> {
         if self.read_only {
             return Err(Error::new(ErrorKind::ReadOnly, op).with_path(path.clone()));
@@ -274,7 +279,11 @@ impl Resource for LocalResource {
     }
 
     async fn stat(&self, path: &VPath) -> Result<Metadata> {
-        self.at("stat", path, |dir, name| fstatat(dir, name).map(|st| metadata(&st)))
+        self.lstat(path)
+    }
+
+    fn stat_now(&self, path: &VPath) -> Option<Result<Option<Metadata>>> {
+        Some(crate::resource::absent_as_none(self.lstat(path)))
     }
 
     async fn read(&self, path: &VPath, offset: u64, len: u64) -> Result<Bytes> {

@@ -72,21 +72,43 @@ fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
     Error::new(kind, op).with_path(path.clone())
 }
 
+/// What the ancestors of a path are, checked from the root down.
+enum Ancestors<'a> {
+    /// All directories.
+    Dirs,
+    /// The first that is not a directory does not exist.
+    Missing,
+    /// The first that is not a directory is a file.
+    File,
+    /// The first that is not a directory is a symbolic link, at this path.
+    Link(&'a str),
+}
+
 impl Tree {
-    /// Checks that every ancestor of `path` is a directory (not a link, not a file).
-    fn check_parents(&self, op: &'static str, path: &VPath) -> Result<()> {
+    /// What the ancestors of `path` are, without allocating.
+    fn ancestors<'a>(&self, path: &'a VPath) -> Ancestors<'a> {
         for dir in path.ancestor_strs_from_root() {
             match self.entries.get(dir).map(|e| &e.content) {
                 Some(Content::Dir) => {}
-                Some(Content::Symlink(_)) => {
-                    let link = VPath::parse(dir).expect("an ancestor of a valid path is valid");
-                    return Err(err(ErrorKind::FilesystemLoop, op, &link));
-                }
-                Some(Content::File(_)) => return Err(err(ErrorKind::NotADirectory, op, path)),
-                None => return Err(err(ErrorKind::NotFound, op, path)),
+                Some(Content::Symlink(_)) => return Ancestors::Link(dir),
+                Some(Content::File(_)) => return Ancestors::File,
+                None => return Ancestors::Missing,
             }
         }
-        Ok(())
+        Ancestors::Dirs
+    }
+
+    /// Checks that every ancestor of `path` is a directory (not a link, not a file).
+    fn check_parents(&self, op: &'static str, path: &VPath) -> Result<()> {
+        match self.ancestors(path) {
+            Ancestors::Dirs => Ok(()),
+            Ancestors::Link(dir) => {
+                let link = VPath::parse(dir).expect("an ancestor of a valid path is valid");
+                Err(err(ErrorKind::FilesystemLoop, op, &link))
+            }
+            Ancestors::File => Err(err(ErrorKind::NotADirectory, op, path)),
+            Ancestors::Missing => Err(err(ErrorKind::NotFound, op, path)),
+        }
     }
 
     fn get(&self, op: &'static str, path: &VPath) -> Result<&Entry> {
@@ -161,6 +183,14 @@ impl Resource for MemoryResource {
 
     async fn stat(&self, path: &VPath) -> Result<Metadata> {
         self.with_tree(|t| t.get("stat", path).map(Tree::metadata))
+    }
+
+    fn stat_now(&self, path: &VPath) -> Option<Result<Option<Metadata>>> {
+        Some(self.with_tree(|t| match t.ancestors(path) {
+            Ancestors::Dirs => Ok(t.entries.get(path).map(Tree::metadata)),
+            Ancestors::Missing => Ok(None),
+            Ancestors::File | Ancestors::Link(_) => t.check_parents("stat", path).map(|()| None),
+        }))
     }
 
     async fn read(&self, path: &VPath, offset: u64, len: u64) -> Result<Bytes> {

@@ -48,7 +48,7 @@ impl Session {
 
     /// Journals and applies `records`, releasing the view they were computed from first, so
     /// that the session's maps are updated in place rather than copied.
-    fn apply(&self, view: View, records: Vec<Record>) -> Result<()> {
+    fn apply(&self, view: View, records: &[Record]) -> Result<()> {
         drop(view);
         self.hub.record(records)
     }
@@ -104,7 +104,7 @@ impl Session {
             None => 0o644,
         };
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data.into())));
-        self.apply(view, vec![self.set(&path, node)])?;
+        self.apply(view, &[self.set(&path, node)])?;
         Ok(path)
     }
 
@@ -120,7 +120,7 @@ impl Session {
             return Err(err(ErrorKind::AlreadyExists, "create", &path));
         }
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::empty()));
-        self.apply(view, vec![self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)])
     }
 
     /// Writes `data` at `offset` into the existing file at `path`, extending it as needed.
@@ -204,7 +204,7 @@ impl Session {
         } else {
             self.set(&path, Arc::new(Node { stamp, attr, ..node }))
         };
-        self.apply(view, vec![record])
+        self.apply(view, &[record])
     }
 
     /// Creates a directory whose parent exists.
@@ -219,7 +219,7 @@ impl Session {
             return Err(err(ErrorKind::AlreadyExists, "mkdir", &path));
         }
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::Dir { opaque: true });
-        self.apply(view, vec![self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)])
     }
 
     /// Creates a directory and any missing parents; succeeds if it already exists.
@@ -278,7 +278,7 @@ impl Session {
                 .with_detail("this resource cannot hold symbolic links"));
         }
         let node = self.new_node(found.origin(), fresh_attr(0o777), NodeKind::Symlink(target.to_owned()));
-        self.apply(view, vec![self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)])
     }
 
     /// Removes a file or symbolic link.
@@ -319,7 +319,7 @@ impl Session {
         }
         self.check_writable(op, &path)?;
         let node = self.new_node(found.origin(), fresh_attr(0), NodeKind::Whiteout);
-        self.apply(view, vec![self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)])
     }
 
     /// Removes `path` and everything below it (`rm -r`); with `force`, a missing path is
@@ -417,7 +417,7 @@ impl Session {
             records.push(self.set(&source, whiteout));
         }
         records.sort_by_key(|r| matches!(r, Record::Set { node, .. } if node.file_type().is_none()));
-        self.apply(view, records)
+        self.apply(view, &records)
     }
 
     /// Copies the file at `from` to `to` (content is shared, not duplicated).
@@ -444,7 +444,7 @@ impl Session {
         let node = self.copy_up(&from, &found).await?;
         let node =
             Node { stamp: self.hub.next_stamp(), origin: existing.origin(), attr: fresh_attr(node.attr.mode), ..node };
-        self.apply(view, vec![self.set(&to, Arc::new(node))])
+        self.apply(view, &[self.set(&to, Arc::new(node))])
     }
 
     /// Sets the permission bits of `path` (following symbolic links).
@@ -478,6 +478,6 @@ impl Session {
         let mut node = self.copy_up(&path, &found).await?;
         change(&mut node.attr);
         node.stamp = self.hub.next_stamp();
-        self.apply(view, vec![self.set(&path, Arc::new(node))])
+        self.apply(view, &[self.set(&path, Arc::new(node))])
     }
 }

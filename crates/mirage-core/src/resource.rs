@@ -171,6 +171,15 @@ pub struct Staged {
     pub seen: Option<Version>,
 }
 
+/// A stat's result with an absent entry as `Ok(None)`, as [`Resource::stat_now`] answers.
+pub(crate) fn absent_as_none(stat: Result<Metadata>) -> Result<Option<Metadata>> {
+    match stat {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A backend that can appear at a mount point: RAM, a host directory, a bucket, a repository.
 ///
 /// Implementors write `stat`, `read`, `list` and whichever write primitives they support;
@@ -183,6 +192,17 @@ pub trait Resource: Send + Sync + fmt::Debug {
 
     /// Describes one entry, without following a final symlink.
     async fn stat(&self, path: &VPath) -> Result<Metadata>;
+
+    /// Describes one entry as [`Resource::stat`] does, when the resource can answer without
+    /// waiting (memory, a host directory), with `Ok(None)` where `stat` fails with `NotFound`;
+    /// `None`, the default, sends the caller to `stat`.
+    ///
+    /// Every new file's path is looked up and found absent first. Answering here spares that
+    /// lookup the boxed future of an async call and the error of an absent entry.
+    fn stat_now(&self, path: &VPath) -> Option<Result<Option<Metadata>>> {
+        let _ = path;
+        None
+    }
 
     /// Reads up to `len` bytes at `offset`; short only at end of file.
     async fn read(&self, path: &VPath, offset: u64, len: u64) -> Result<Bytes>;

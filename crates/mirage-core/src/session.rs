@@ -257,22 +257,22 @@ impl Hub {
     }
 
     /// Journals and applies `records` in one step.
-    pub(crate) fn record(&self, records: Vec<Record>) -> Result<()> {
+    pub(crate) fn record(&self, records: &[Record]) -> Result<()> {
         let mut inner = self.lock();
         self.record_locked(&mut inner, records)
     }
 
-    pub(crate) fn record_locked(&self, inner: &mut Inner, records: Vec<Record>) -> Result<()> {
+    pub(crate) fn record_locked(&self, inner: &mut Inner, records: &[Record]) -> Result<()> {
         // Only records that apply are journaled: a session aborted while an operation on it
         // was in flight makes that operation fail here, not the next replay.
-        for record in &records {
+        for record in records {
             inner.state.check(record)?;
         }
         if let Some(journal) = inner.journal.as_mut() {
-            journal.append(&records)?;
+            journal.append(records)?;
         }
-        let pending = self.watchers.pending(&inner.state, &records);
-        for record in &records {
+        let pending = self.watchers.pending(&inner.state, records);
+        for record in records {
             inner.state.apply(record)?;
         }
         inner.undelivered.extend(pending);
@@ -333,7 +333,7 @@ impl Hub {
             (None, None) => return Err(Error::new(ErrorKind::InvalidInput, "session").with_detail("a name is needed")),
         };
         let id = inner.state.next_session;
-        self.record_locked(&mut inner, vec![Record::Open { id, parent, name }])?;
+        self.record_locked(&mut inner, &[Record::Open { id, parent, name }])?;
         Ok(Session::new(self, id))
     }
 
@@ -512,7 +512,7 @@ impl Session {
         let (path, found) = self.resolve(&self.view()?, &path, true, "chdir").await?;
         self.expect_dir(&found, "chdir", &path)?;
         let env = self.env()?;
-        self.hub.record(vec![Record::Env { session: self.id, cwd: path, env }])
+        self.hub.record(&[Record::Env { session: self.id, cwd: path, env }])
     }
 
     /// Sets (`Some`) or removes (`None`) an environment variable.
@@ -529,7 +529,7 @@ impl Session {
             Some(v) => env.insert(key.to_owned(), v.to_owned()),
             None => env.remove(key),
         };
-        self.hub.record(vec![Record::Env { session: self.id, cwd, env }])
+        self.hub.record(&[Record::Env { session: self.id, cwd, env }])
     }
 
     /// Resolves `path` against the working directory.
@@ -578,17 +578,18 @@ impl Session {
         }
         let route = self.hub.route(path);
         match route {
-            Route::Resource(mount, inner) => match mount.resource().stat(&inner).await {
-                Ok(meta) => Ok(Found::Resource(mount, inner, meta)),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    if self.hub.mounts().is_above_mounts(path) {
-                        Ok(Found::Synthetic)
-                    } else {
-                        Ok(Found::Absent)
-                    }
+            Route::Resource(mount, inner) => {
+                let stat = match mount.resource().stat_now(&inner) {
+                    Some(answer) => answer,
+                    None => crate::resource::absent_as_none(mount.resource().stat(&inner).await),
+                };
+                match stat {
+                    Ok(Some(meta)) => Ok(Found::Resource(mount, inner, meta)),
+                    Ok(None) if self.hub.mounts().is_above_mounts(path) => Ok(Found::Synthetic),
+                    Ok(None) => Ok(Found::Absent),
+                    Err(e) => Err(e.in_mount(mount.point())),
                 }
-                Err(e) => Err(e.in_mount(mount.point())),
-            },
+            }
             Route::Synthetic => Ok(Found::Synthetic),
             Route::Nothing => Ok(Found::Absent),
         }
