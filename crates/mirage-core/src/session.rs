@@ -757,6 +757,33 @@ impl Session {
         self.read_found(&resolved, &found, offset, len).await
     }
 
+    /// Copies the whole file at `path` into the start of `out` and returns its length, when
+    /// the session holds that file whole in memory (changed in this session or before a fork)
+    /// and it fits; `None` otherwise, for [`Session::read_file`] to answer. `path` must be
+    /// absolute and in normal form.
+    ///
+    /// For readers that copy anyway (the Node addon copies into JavaScript memory): it spares
+    /// a read back the clone of the session's view and of the content.
+    pub fn read_held_into(&self, path: &str, out: &mut [u8]) -> Option<usize> {
+        if !crate::path::is_normal(path) {
+            return None;
+        }
+        let inner = self.hub.lock();
+        // As `lookup` answers: an entry the overlay holds implies its ancestors are directories.
+        let NodeKind::File(file) = &inner.state.session(self.id).ok()?.view.get(path)?.kind else {
+            return None;
+        };
+        if file.base.is_some() {
+            return None;
+        }
+        if file.size == 0 {
+            return Some(0);
+        }
+        let content = file.single_chunk()?;
+        out.get_mut(..content.len())?.copy_from_slice(content);
+        Some(content.len())
+    }
+
     /// Reads the whole file at `path`.
     ///
     /// # Errors

@@ -242,10 +242,22 @@ async fn run(ops: Vec<Op>) {
                 }
             }
             Op::Read { session, path } if live(session) => {
-                let got = real.session(session).read_file(PATHS[path]).await;
+                let handle = real.session(session);
+                let got = handle.read_file(PATHS[path]).await;
+                // The copy a session makes of a file it holds, where it holds one.
+                let mut out = [0u8; 256];
+                let held = handle.read_held_into(PATHS[path], &mut out).map(|len| out[..len].to_vec());
                 match model.read(session, path) {
-                    Some(content) => assert_eq!(got.unwrap(), content, "read {} in session {session}", PATHS[path]),
-                    None => assert_eq!(got.unwrap_err().kind(), ErrorKind::NotFound),
+                    Some(content) => {
+                        if let Some(held) = held {
+                            assert_eq!(held, content, "held copy of {} in session {session}", PATHS[path]);
+                        }
+                        assert_eq!(got.unwrap(), content, "read {} in session {session}", PATHS[path]);
+                    }
+                    None => {
+                        assert_eq!(held, None, "a held copy of the absent {} in session {session}", PATHS[path]);
+                        assert_eq!(got.unwrap_err().kind(), ErrorKind::NotFound);
+                    }
                 }
             }
             Op::List { session } if live(session) => {

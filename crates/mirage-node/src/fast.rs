@@ -213,13 +213,22 @@ fn waiting(env: sys::napi_env, sync: bool) -> napi::Result<sys::napi_value> {
 /// returns its length, or returns a new buffer.
 fn read_file(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi::Result<sys::napi_value> {
     let session = session(env, args)?;
-    let Some(bytes) = with_str(env, args, 1, |path| attempt(session, path, sync, || session.read_file(path)))? else {
-        return waiting(env, sync);
-    };
-    let bytes = bytes?;
     // SAFETY: the pool and offset are arguments of this call.
     let (mut pool, offset) =
         unsafe { (InPlace::<u8>::from_napi_value(env, arg(args, 2)?)?, u32::from_napi_value(env, arg(args, 3)?)?) };
+    let room = pool.slice().get_mut(offset as usize..).unwrap_or_default();
+    let read = with_str(env, args, 1, |path| match session.read_held_into(path, room) {
+        Some(len) => Some(Ok(Read::Copied(len))),
+        None => attempt(session, path, sync, || session.read_file(path)).map(|bytes| bytes.map(Read::Bytes)),
+    })?;
+    let bytes = match read {
+        None => return waiting(env, sync),
+        Some(read) => match read? {
+            // SAFETY: `env` is live.
+            Read::Copied(len) => return unsafe { u32::to_napi_value(env, len as u32) },
+            Read::Bytes(bytes) => bytes,
+        },
+    };
     let start = offset as usize;
     if let Some(target) = pool.slice().get_mut(start..start + bytes.len()) {
         target.copy_from_slice(&bytes);
@@ -232,6 +241,12 @@ fn read_file(env: sys::napi_env, args: &[sys::napi_value], sync: bool) -> napi::
         check_status!(sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut value))?
     };
     Ok(value)
+}
+
+/// What a read produced: its length, copied into the pool already, or its content.
+enum Read {
+    Copied(usize),
+    Bytes(bytes::Bytes),
 }
 
 /// `(handle, path, data)`: creates or replaces the file; true when the path written is the
