@@ -1,6 +1,7 @@
 // @mirage/vfs beside node:fs/promises on tmpfs and just-bash's InMemoryFs, in one run:
-// small-file writeFile, readFile and stat (1 KiB, awaited one at a time), the sync and batch
-// variants, and fork of a 100,000-file session. Every figure is the median of RUNS runs.
+// small-file writeFile (bytes and text), readFile and stat (1 KiB, awaited one at a time), the
+// sync and batch variants, writes into a file system already holding 100,000 files, and fork
+// of a 100,000-file session. Every figure is the median of RUNS runs.
 //
 // Usage: node bench/node/vfs.bench.mjs [RUNS] (default 7)
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -14,6 +15,8 @@ import { Mirage, memory } from '@mirage/vfs'
 const RUNS = Math.max(1, Number(process.argv[2] ?? 7))
 const FILES = 5_000
 const CONTENT = Buffer.alloc(1024, 'a')
+const TEXT = `${'a'.repeat(1023)}\n`
+const BIG = 100_000
 
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b)
@@ -29,90 +32,142 @@ async function measure(body) {
   return FILES / ((performance.now() - start) / 1000)
 }
 
-/** The three file systems, each with the same operations. */
+/** The three file systems, each empty, with the same operations. */
 function subjects(shm) {
   const mirage = new Mirage()
   mirage.mount('/m', memory())
   const s = mirage.createSession('bench')
-  // A second handle on the same session: it did not write the files, so its reads all cross
-  // into Rust (the writing handle answers from its content cache).
-  const other = mirage.session('bench')
   const bash = new InMemoryFs()
   return {
     mirage: {
       prefix: '/m',
+      setup: () => {},
       write: (n) => s.writeFile(n, CONTENT),
+      writeText: (n) => s.writeFile(n, TEXT),
       read: (n) => s.readFile(n),
-      readUncached: (n) => other.readFile(n),
+      readText: (n) => s.readFile(n, 'utf8'),
       stat: (n) => s.stat(n),
       writeSync: (n) => s.writeFileSync(n, CONTENT),
       readSync: (n) => s.readFileSync(n),
       statSync: (n) => s.statSync(n),
       readMany: (list) => s.readMany(list),
       statMany: (list) => s.statMany(list),
+      fill: (n) => s.writeFileSync(n, CONTENT),
+      done: () => s.abort(),
     },
     justBash: {
       prefix: '/m',
       setup: () => bash.mkdir('/m', { recursive: true }),
       write: (n) => bash.writeFile(n, CONTENT),
+      writeText: (n) => bash.writeFile(n, TEXT),
       read: (n) => bash.readFileBuffer(n),
+      readText: (n) => bash.readFile(n, 'utf8'),
       stat: (n) => bash.stat(n),
+      fill: (n) => bash.writeFileSync(n, CONTENT),
+      done: () => {},
     },
     nodeFs: {
       prefix: shm,
+      setup: () => {},
       write: (n) => fsp.writeFile(n, CONTENT),
+      writeText: (n) => fsp.writeFile(n, TEXT),
       read: (n) => fsp.readFile(n),
+      readText: (n) => fsp.readFile(n, 'utf8'),
       stat: (n) => fsp.stat(n),
+      done: () => rmSync(shm, { recursive: true, force: true }),
     },
   }
 }
 
 /** Runs every operation of every subject once per run, interleaved so that no subject
- * always runs first; returns medians of operations per second. Run 0 warms up. */
+ * always runs first, each run on empty file systems; returns medians of operations per
+ * second. Run 0 warms up. */
 async function compare() {
-  const shm = mkdtempSync('/dev/shm/mirage-bench-')
-  try {
+  const rates = {}
+  const record = (who, op, value, run) => {
+    if (run === 0) return
+    ;((rates[who] ??= {})[op] ??= []).push(value)
+  }
+  const timed = async (who, op, run, body) => record(who, op, await measure(body), run)
+  for (let run = 0; run <= RUNS; run++) {
+    const shm = mkdtempSync('/dev/shm/mirage-bench-')
     const all = subjects(shm)
-    await all.justBash.setup()
-    const rates = {}
-    const record = (who, op, value, run) => {
-      if (run === 0) return
-      ;((rates[who] ??= {})[op] ??= []).push(value)
+    try {
+      // Each run starts with the next subject: whatever one leaves behind (garbage to collect,
+      // caches to refill) falls on each of the others in turn.
+      const order = Object.entries(all)
+      for (const [who, fs] of [...order.slice(run % order.length), ...order.slice(0, run % order.length)]) {
+        await fs.setup()
+        const list = names(run, fs.prefix)
+        const textList = names(`${run}t`, fs.prefix)
+        await timed(who, 'write', run, async () => {
+          for (const n of list) await fs.write(n)
+        })
+        await timed(who, 'writeText', run, async () => {
+          for (const n of textList) await fs.writeText(n)
+        })
+        await timed(who, 'read', run, async () => {
+          for (const n of list) await fs.read(n)
+        })
+        await timed(who, 'readText', run, async () => {
+          for (const n of textList) await fs.readText(n)
+        })
+        await timed(who, 'stat', run, async () => {
+          for (const n of list) await fs.stat(n)
+        })
+        if (who !== 'mirage') continue
+        const syncList = names(`${run}s`, fs.prefix)
+        await timed(who, 'writeSync', run, async () => {
+          for (const n of syncList) fs.writeSync(n)
+        })
+        await timed(who, 'readSync', run, async () => {
+          for (const n of list) fs.readSync(n)
+        })
+        await timed(who, 'statSync', run, async () => {
+          for (const n of list) fs.statSync(n)
+        })
+        await timed(who, 'readMany', run, () => fs.readMany(list))
+        await timed(who, 'statMany', run, () => fs.statMany(list))
+      }
+    } finally {
+      for (const fs of Object.values(all)) fs.done()
+    }
+  }
+  return medians(rates)
+}
+
+/** Writes of new files into a file system that already holds {@link BIG} files, for the
+ * two in-process ones (filled untimed, once); medians of operations per second. */
+async function writesWhenBig() {
+  const all = subjects('')
+  const rates = {}
+  try {
+    for (const who of ['mirage', 'justBash']) {
+      await all[who].setup()
+      for (let i = 0; i < BIG; i++) all[who].fill(`/m/big-${i}`)
     }
     for (let run = 0; run <= RUNS; run++) {
-      for (const [who, fs] of Object.entries(all)) {
-        const list = names(run, fs.prefix)
-        for (const op of ['write', 'read', 'stat']) {
-          record(who, op, await measure(async () => {
-            for (const n of list) await fs[op](n)
-          }), run)
-        }
-        if (who !== 'mirage') continue
-        record(who, 'readUncached', await measure(async () => {
-          for (const n of list) await fs.readUncached(n)
-        }), run)
-        const syncList = names(run + RUNS + 1, fs.prefix)
-        record(who, 'writeSync', await measure(async () => {
-          for (const n of syncList) fs.writeSync(n)
-        }), run)
-        record(who, 'readSync', await measure(async () => {
-          for (const n of list) fs.readSync(n)
-        }), run)
-        record(who, 'statSync', await measure(async () => {
-          for (const n of list) fs.statSync(n)
-        }), run)
-        record(who, 'readMany', await measure(() => fs.readMany(list)), run)
-        record(who, 'statMany', await measure(() => fs.statMany(list)), run)
+      for (const who of ['mirage', 'justBash']) {
+        const list = names(`${run}b`, '/m')
+        const rate = await measure(async () => {
+          for (const n of list) await all[who].write(n)
+        })
+        if (run > 0) ((rates[who] ??= {}).write ??= []).push(rate)
       }
     }
-    const medians = {}
-    for (const [who, ops] of Object.entries(rates)) {
-      medians[who] = Object.fromEntries(Object.entries(ops).map(([op, values]) => [op, median(values)]))
-    }
-    return medians
   } finally {
-    rmSync(shm, { recursive: true, force: true })
+    all.mirage.done()
   }
+  return medians(rates)
+}
+
+/** The median of every list of rates. */
+function medians(rates) {
+  const out = {}
+  for (const [who, ops] of Object.entries(rates)) {
+    out[who] = Object.fromEntries(Object.entries(ops).map(([op, values]) => [op, median(values)]))
+  }
+  return out
 }
 
 function forkCost() {
@@ -140,6 +195,7 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const ratio = (a, b) => `${(a / b).toFixed(2)}x`
 
 const { mirage: m, justBash: j, nodeFs: n } = await compare()
+const big = await writesWhenBig()
 const forks = forkCost()
 
 console.log(`# @mirage/vfs benchmarks (Node ${process.version}, median of ${RUNS} runs, ${FILES} files of 1 KiB)\n`)
@@ -147,9 +203,10 @@ console.log('## Awaited, one call at a time (ops/s)\n')
 console.log('| operation | @mirage/vfs (memory mount) | just-bash InMemoryFs | node:fs/promises (tmpfs) | vs just-bash | vs node:fs |')
 console.log('|---|---:|---:|---:|---:|---:|')
 const rows = [
-  ['writeFile', 'write', 'write'],
-  ['readFile (the writing handle: cached)', 'read', 'read'],
-  ['readFile (another handle: from Rust)', 'readUncached', 'read'],
+  ['writeFile (bytes)', 'write', 'write'],
+  ['writeFile (text)', 'writeText', 'writeText'],
+  ['readFile (bytes)', 'read', 'read'],
+  ['readFile (text, as written by this handle)', 'readText', 'readText'],
   ['stat', 'stat', 'stat'],
 ]
 for (const [label, op, native] of rows) {
@@ -162,6 +219,9 @@ console.log(`| readFileSync | ${fmt(m.readSync)} |`)
 console.log(`| statSync | ${fmt(m.statSync)} |`)
 console.log(`| readMany (${FILES} paths per call) | ${fmt(m.readMany)} |`)
 console.log(`| statMany (${FILES} paths per call) | ${fmt(m.statMany)} |`)
+console.log(`\n## writeFile (bytes) into a file system holding ${fmt(BIG)} files (ops/s)\n`)
+console.log('| @mirage/vfs | just-bash InMemoryFs | vs just-bash |\n|---:|---:|---:|')
+console.log(`| ${fmt(big.mirage.write)} | ${fmt(big.justBash.write)} | ${ratio(big.mirage.write, big.justBash.write)} |`)
 console.log('\n## Fork\n')
 console.log('| session size | fork (median of 51) |\n|---:|---:|')
 for (const [size, ms] of Object.entries(forks)) console.log(`| ${fmt(Number(size))} files | ${(ms * 1000).toFixed(1)} µs |`)
