@@ -2,7 +2,7 @@
 // into a fresh directory without network, and the binary's glibc requirement.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { readdirSync, writeFileSync } from 'node:fs'
 import { join, dirname } from 'node:path'
@@ -52,4 +52,24 @@ test('the binary needs glibc 2.17 at most', () => {
   assert.ok(versions.length > 0, 'the binary links against glibc')
   const [major, minor] = versions.reduce((a, b) => (a[0] > b[0] || (a[0] === b[0] && a[1] >= b[1]) ? a : b))
   assert.ok(major === 2 && minor <= 17, `needs GLIBC_${major}.${minor}`)
+})
+
+test("the allocator's settings reach it, a user's value wins, and children do not inherit them", () => {
+  // mimalloc prints its options on stderr when verbose; the probe prints the variable after
+  // the addon loaded.
+  const probe = "require('@mirage/vfs'); console.log('after load:', process.env.MIMALLOC_PURGE_DELAY ?? 'unset')"
+  const run = (value) => {
+    const env = { ...process.env, MIMALLOC_VERBOSE: '1' }
+    delete env.MIMALLOC_PURGE_DELAY
+    if (value !== undefined) env.MIMALLOC_PURGE_DELAY = value
+    const out = spawnSync(process.execPath, ['-e', probe], { cwd: packageDir, env, encoding: 'utf8' })
+    assert.equal(out.status, 0, out.stderr)
+    return { options: out.stderr, after: out.stdout.trim() }
+  }
+  const ours = run(undefined)
+  assert.match(ours.options, /option 'purge_delay': 10000\b/)
+  assert.equal(ours.after, 'after load: unset', 'the variable is removed once the addon has loaded')
+  const theirs = run('5')
+  assert.match(theirs.options, /option 'purge_delay': 5\b/)
+  assert.equal(theirs.after, 'after load: 5', "the user's variable stays")
 })
