@@ -443,14 +443,12 @@ impl Session {
     }
 
     /// True when an operation on `path` completes when first polled, unless it waits for
-    /// another writer of the session: `path` is absolute and in normal form, and the mount
-    /// covering it, if any, answers at once ([`crate::Capabilities::immediate`]). A symbolic
-    /// link on the way into a mount that does I/O makes the operation wait all the same.
+    /// another writer of the session: every mounted resource answers at once
+    /// ([`crate::Capabilities::immediate`]), or `path` is absolute and in normal form and the
+    /// mount covering it, if any, does. A symbolic link on the way into a mount that does I/O
+    /// makes the operation wait all the same.
     pub fn is_immediate(&self, path: &str) -> bool {
-        if self.all_immediate() {
-            return crate::path::is_normal(path);
-        }
-        self.hub.mounts().is_immediate(path)
+        self.all_immediate() || self.hub.mounts().is_immediate(path)
     }
 
     /// True when every mounted resource answers at once ([`crate::Capabilities::immediate`]):
