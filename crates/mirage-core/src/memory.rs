@@ -84,6 +84,21 @@ enum Ancestors<'a> {
     Link(&'a str),
 }
 
+impl Ancestors<'_> {
+    /// What operation `op` on `path` fails with for these ancestors, if anything.
+    fn check(self, op: &'static str, path: &VPath) -> Result<()> {
+        match self {
+            Ancestors::Dirs => Ok(()),
+            Ancestors::Link(dir) => {
+                let link = VPath::parse(dir).expect("an ancestor of a valid path is valid");
+                Err(err(ErrorKind::FilesystemLoop, op, &link))
+            }
+            Ancestors::File => Err(err(ErrorKind::NotADirectory, op, path)),
+            Ancestors::Missing => Err(err(ErrorKind::NotFound, op, path)),
+        }
+    }
+}
+
 impl Tree {
     /// What the ancestors of `path` are, without allocating.
     fn ancestors<'a>(&self, path: &'a VPath) -> Ancestors<'a> {
@@ -100,15 +115,7 @@ impl Tree {
 
     /// Checks that every ancestor of `path` is a directory (not a link, not a file).
     fn check_parents(&self, op: &'static str, path: &VPath) -> Result<()> {
-        match self.ancestors(path) {
-            Ancestors::Dirs => Ok(()),
-            Ancestors::Link(dir) => {
-                let link = VPath::parse(dir).expect("an ancestor of a valid path is valid");
-                Err(err(ErrorKind::FilesystemLoop, op, &link))
-            }
-            Ancestors::File => Err(err(ErrorKind::NotADirectory, op, path)),
-            Ancestors::Missing => Err(err(ErrorKind::NotFound, op, path)),
-        }
+        self.ancestors(path).check(op, path)
     }
 
     fn get(&self, op: &'static str, path: &VPath) -> Result<&Entry> {
@@ -189,7 +196,7 @@ impl Resource for MemoryResource {
         Some(self.with_tree(|t| match t.ancestors(path) {
             Ancestors::Dirs => Ok(t.entries.get(path).map(Tree::metadata)),
             Ancestors::Missing => Ok(None),
-            Ancestors::File | Ancestors::Link(_) => t.check_parents("stat", path).map(|()| None),
+            refused => refused.check("stat", path).map(|()| None),
         }))
     }
 

@@ -79,6 +79,18 @@ impl Joined {
         // `take`: an empty string splits into one empty piece, and no paths make one.
         self.paths.split('\0').take(self.count)
     }
+
+    /// Runs `op` on each path in turn: every result, or the first error.
+    async fn each<'a, T, F>(&'a self, mut op: impl FnMut(&'a str) -> F) -> mirage_core::Result<Vec<T>>
+    where
+        F: Future<Output = mirage_core::Result<T>>,
+    {
+        let mut out = Vec::with_capacity(self.count);
+        for path in self.iter() {
+            out.push(op(path).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// One entry of `diff()`.
@@ -184,13 +196,7 @@ impl Session {
         let (s, paths) = (self.session(), Joined::new(paths, count)?);
         settle_map(
             env,
-            async move {
-                let mut out = Vec::with_capacity(paths.count);
-                for path in paths.iter() {
-                    out.push(s.stat(path).await?);
-                }
-                Ok(out)
-            },
+            async move { paths.each(|path| s.stat(path)).await },
             move |_, list| {
                 let slots = scratch.slice().chunks_exact_mut(STAT_SLOTS);
                 if slots.len() < list.len() {
@@ -244,13 +250,7 @@ impl Session {
         let (s, paths) = (self.session(), Joined::new(paths, count)?);
         settle_map(
             env,
-            async move {
-                let mut out = Vec::with_capacity(paths.count);
-                for path in paths.iter() {
-                    out.push(s.read_file(path).await?);
-                }
-                Ok(out)
-            },
+            async move { paths.each(|path| s.read_file(path)).await },
             move |_, list| {
                 let lengths = lengths.slice();
                 if lengths.len() < list.len() {

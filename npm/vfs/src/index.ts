@@ -173,6 +173,12 @@ function slices(all: Buffer, lengths: Float64Array): Buffer[] {
 /** Size of a session's slab for small reads. */
 const POOL_SIZE = 64 * 1024
 
+/** A result from cached text: the string itself, or encoded afresh. */
+function fromText(text: string, encoding: BufferEncoding | null): Buffer | string {
+  if (encoding === 'utf8' || encoding === 'utf-8') return text
+  return encoding === null ? Buffer.from(text) : Buffer.from(text).toString(encoding)
+}
+
 /** The read slab of a handle that has not read yet. */
 const EMPTY = Buffer.alloc(0)
 
@@ -376,7 +382,7 @@ export class Session {
     // The hot path, written out: no closure, and a settled value needs one promise only.
     const encoding = encodingOf(options)
     const cached = this.#cache?.get(path)
-    if (cached !== undefined) return Promise.resolve(this.#fromCache(cached, encoding))
+    if (cached !== undefined) return Promise.resolve(fromText(cached, encoding))
     let result: Buffer | Promise<Buffer>
     try {
       // The offset first: it may start a new slab, which is then the one to pass.
@@ -441,19 +447,8 @@ export class Session {
       return Promise.reject(convertError(e))
     }
     if (result instanceof Promise) return result.then(ignore, rethrow)
-    if (result) this.#remember(path, content, before)
+    if (result) this.#cache?.remember(path, content, before)
     return RESOLVED
-  }
-
-  /** Caches a plain write that finished at once; `before` is the change counter before it. */
-  #remember(path: string, content: Data, before: number): void {
-    this.#cache?.remember(path, content, before)
-  }
-
-  /** A result from cached text: the string itself, or encoded afresh. */
-  #fromCache(text: string, encoding: BufferEncoding | null): Buffer | string {
-    if (encoding === 'utf8' || encoding === 'utf-8') return text
-    return encoding === null ? Buffer.from(text) : Buffer.from(text).toString(encoding)
   }
 
   /** Appends to a file, creating it if needed. */
@@ -668,7 +663,7 @@ export class Session {
   readFileSync(path: string, options?: Encoding | ReadFileOptions | null): Buffer | string {
     const encoding = encodingOf(options)
     const cached = this.#cache?.get(path)
-    if (cached !== undefined) return this.#fromCache(cached, encoding)
+    if (cached !== undefined) return fromText(cached, encoding)
     const offset = this.#poolStart()
     const content = this.#pooled(sync(() => fast.readFileSync(this.#handle, path, this.#pool, offset)))
     return encoding === null ? content : content.toString(encoding)
@@ -677,7 +672,7 @@ export class Session {
   /** `writeFile` without a promise. */
   writeFileSync(path: string, content: Data): void {
     const before = this.#cache?.mark() ?? 0
-    if (sync(() => fast.writeFileSync(this.#handle, path, data(content)))) this.#remember(path, content, before)
+    if (sync(() => fast.writeFileSync(this.#handle, path, data(content)))) this.#cache?.remember(path, content, before)
   }
 
   /** `readdir` without a promise. */
