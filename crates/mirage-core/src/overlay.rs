@@ -1,8 +1,8 @@
 //! The copy-on-write overlay: what a session holds for the paths it changed.
 //!
-//! A session's view is a persistent ordered map (`imbl::OrdMap`) from virtual path to
-//! [`Node`]; cloning it is O(1) and clones share structure, which is what makes `fork` O(1).
-//! Paths absent from the map fall through to the mounted resources.
+//! A session's view maps virtual paths to [`Node`]s in persistent maps (`imbl`), grouped by
+//! directory; cloning it is O(1) and clones share structure, which is what makes `fork` O(1).
+//! Paths absent from the view fall through to the mounted resources.
 //!
 //! File content is kept as 64 KiB chunks over an optional *base*: the resource's content as it
 //! was when the session first changed the file. A write replaces only the chunks it touches,
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::Chunks;
@@ -27,15 +27,26 @@ pub(crate) const CHUNK: u64 = 64 * 1024;
 /// faster than the standard library's SipHash on short keys and seeded per process.
 type PathIndex<V> = imbl::GenericHashMap<VPath, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
+/// The entries a view holds directly in one directory, keyed by full path.
+type Entries = OrdMap<VPath, Arc<Node>>;
+
 /// A session's changes: path to node, structurally shared between forks.
 ///
-/// Kept twice over the same nodes: a hash map (HAMT) answers point lookups in a few pointer
-/// hops whatever the session's size, and an ordered map serves listings and subtree walks.
-/// Both are persistent, so cloning a view (a fork) stays O(1).
+/// Grouped by directory: a hash map (HAMT) from each directory holding changed entries to
+/// those entries, in a persistent ordered map, and the same directories in path order for
+/// subtree walks. A point lookup finds the parent in a few pointer hops and the entry among
+/// its siblings; a write changes one directory's map (the directory index only when the
+/// directory is new to the view), which costs a fraction of keeping every path in a hash map
+/// of its own, in time and in memory; a listing reads exactly the directory's entries.
+/// Everything is persistent, so cloning a view (a fork) stays O(1).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct View {
-    index: PathIndex<Arc<Node>>,
-    ordered: OrdMap<VPath, Arc<Node>>,
+    /// The node at `/`, the one path without a parent.
+    root: Option<Arc<Node>>,
+    /// Each directory holding entries, to those entries.
+    dirs: PathIndex<Entries>,
+    /// The keys of `dirs`, in path order.
+    dir_order: OrdSet<VPath>,
 }
 
 impl View {
@@ -45,95 +56,121 @@ impl View {
     }
 
     /// The node at `path`, if the session holds one.
-    pub(crate) fn get<Q>(&self, path: &Q) -> Option<&Arc<Node>>
-    where
-        Q: std::hash::Hash + Eq + ?Sized,
-        VPath: std::borrow::Borrow<Q>,
-    {
-        self.index.get(path)
+    pub(crate) fn get(&self, path: &(impl AsRef<str> + ?Sized)) -> Option<&Arc<Node>> {
+        let path = path.as_ref();
+        match parent_of(path) {
+            Some(parent) => self.dirs.get(parent)?.get(path),
+            None => self.root.as_ref(),
+        }
     }
 
     /// Puts `node` at `path`; returns what was there.
     pub(crate) fn insert(&mut self, path: VPath, node: Arc<Node>) -> Option<Arc<Node>> {
-        self.index.insert(path.clone(), node.clone());
-        self.ordered.insert(path, node)
+        let Some(parent) = parent_of(path.as_str()) else {
+            return self.root.replace(node);
+        };
+        if let Some(entries) = self.dirs.get_mut(parent) {
+            return entries.insert(path, node);
+        }
+        let parent = path.parent().expect("a path with a parent string has a parent");
+        self.dir_order.insert(parent.clone());
+        self.dirs.insert(parent, Entries::unit(path, node));
+        None
     }
 
     /// Drops the node at `path`; returns it.
     pub(crate) fn remove(&mut self, path: &VPath) -> Option<Arc<Node>> {
-        self.index.remove(path);
-        self.ordered.remove(path)
+        let Some(parent) = parent_of(path.as_str()) else {
+            return self.root.take();
+        };
+        let entries = self.dirs.get_mut(parent)?;
+        let old = entries.remove(path);
+        if entries.is_empty() {
+            self.dirs.remove(parent);
+            self.dir_order.remove(parent);
+        }
+        old
     }
 
     /// What must change in `base` to give this view: each path whose node differs (`None`:
-    /// absent here). One merge walk over both, in path order.
+    /// absent here), grouped by directory. A directory whose entries both views share is
+    /// skipped whole, so a fork's changes cost what it changed.
     pub(crate) fn changes_from(&self, base: &View) -> Vec<(VPath, Option<Arc<Node>>)> {
-        let (mut mine, mut theirs) = (self.ordered.iter().peekable(), base.ordered.iter().peekable());
         let mut out = Vec::new();
-        loop {
-            match (mine.peek(), theirs.peek()) {
-                (None, None) => return out,
-                (Some((path, node)), None) => {
-                    out.push(((*path).clone(), Some((*node).clone())));
-                    mine.next();
-                }
-                (None, Some((path, _))) => {
-                    out.push(((*path).clone(), None));
-                    theirs.next();
-                }
-                (Some((a, node)), Some((b, other))) => match a.cmp(b) {
-                    std::cmp::Ordering::Less => {
-                        out.push(((*a).clone(), Some((*node).clone())));
-                        mine.next();
-                    }
-                    std::cmp::Ordering::Greater => {
-                        out.push(((*b).clone(), None));
-                        theirs.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        if !Arc::ptr_eq(node, other) {
-                            out.push(((*a).clone(), Some((*node).clone())));
-                        }
-                        mine.next();
-                        theirs.next();
-                    }
-                },
+        match (&self.root, &base.root) {
+            (Some(mine), Some(theirs)) if Arc::ptr_eq(mine, theirs) => {}
+            (None, None) => {}
+            (mine, _) => out.push((VPath::root(), mine.clone())),
+        }
+        let empty = Entries::new();
+        let only_theirs = base.dir_order.iter().filter(|dir| !self.dirs.contains_key(*dir));
+        for dir in self.dir_order.iter().chain(only_theirs) {
+            let mine = self.dirs.get(dir).unwrap_or(&empty);
+            let theirs = base.dirs.get(dir).unwrap_or(&empty);
+            if !mine.ptr_eq(theirs) {
+                entry_changes(mine, theirs, &mut out);
             }
         }
-    }
-
-    /// Every node strictly below `path`, in path order.
-    pub(crate) fn descendants(&self, path: &VPath) -> impl Iterator<Item = (&VPath, &Arc<Node>)> {
-        descendants(&self.ordered, path)
-    }
-
-    /// The nodes directly below `dir`, in path order. Subtrees are skipped with one seek each,
-    /// so listing a directory costs its children, not everything below it.
-    pub(crate) fn children(&self, dir: &VPath) -> Vec<(&VPath, &Arc<Node>)> {
-        use std::ops::Bound;
-        let (prefix, end) = dir.descendants_range();
-        let mut from: Bound<String> = Bound::Included(prefix.clone());
-        let mut out = Vec::new();
-        loop {
-            let lower = match &from {
-                Bound::Included(s) => Bound::Included(s.as_str()),
-                Bound::Excluded(s) => Bound::Excluded(s.as_str()),
-                Bound::Unbounded => Bound::Unbounded,
-            };
-            let Some((key, node)) = self.ordered.range::<_, str>((lower, Bound::Excluded(end.as_str()))).next() else {
-                break;
-            };
-            let rest = &key.as_str()[prefix.len()..];
-            from = match rest.find('/') {
-                None => {
-                    out.push((key, node));
-                    Bound::Excluded(key.as_str().to_owned())
-                }
-                // Below a child: "child0" is the first key after every "child/..." key.
-                Some(i) => Bound::Included(format!("{prefix}{}0", &rest[..i])),
-            };
-        }
         out
+    }
+
+    /// Every node strictly below `path`, grouped by directory.
+    pub(crate) fn descendants<'a>(&'a self, path: &VPath) -> impl Iterator<Item = (&'a VPath, &'a Arc<Node>)> + 'a {
+        use std::ops::Bound;
+        let (prefix, end) = path.descendants_range();
+        let below = self
+            .dir_order
+            .range::<_, str>((Bound::Excluded(path.as_str()), Bound::Excluded(end.as_str())))
+            .filter(|dir| dir.as_str().starts_with(prefix.as_str()))
+            .filter_map(|dir| self.dirs.get(dir));
+        let dirs: Vec<&Entries> = self.dirs.get(path).into_iter().chain(below).collect();
+        dirs.into_iter().flat_map(|entries| entries.iter())
+    }
+
+    /// The nodes directly below `dir`, in path order.
+    pub(crate) fn children<'a>(&'a self, dir: &VPath) -> impl Iterator<Item = (&'a VPath, &'a Arc<Node>)> + 'a {
+        self.dirs.get(dir).into_iter().flat_map(|entries| entries.iter())
+    }
+}
+
+/// The parent of the normalised absolute path `path` (`None` for `/`).
+fn parent_of(path: &str) -> Option<&str> {
+    crate::path::ancestor_strs(path).next()
+}
+
+/// Adds to `out` what must change in `theirs` to give `mine`, two listings of one directory:
+/// one merge walk over both, in path order.
+fn entry_changes(mine: &Entries, theirs: &Entries, out: &mut Vec<(VPath, Option<Arc<Node>>)>) {
+    let (mut mine, mut theirs) = (mine.iter().peekable(), theirs.iter().peekable());
+    loop {
+        match (mine.peek(), theirs.peek()) {
+            (None, None) => return,
+            (Some((path, node)), None) => {
+                out.push(((*path).clone(), Some((*node).clone())));
+                mine.next();
+            }
+            (None, Some((path, _))) => {
+                out.push(((*path).clone(), None));
+                theirs.next();
+            }
+            (Some((a, node)), Some((b, other))) => match a.cmp(b) {
+                std::cmp::Ordering::Less => {
+                    out.push(((*a).clone(), Some((*node).clone())));
+                    mine.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(((*b).clone(), None));
+                    theirs.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Arc::ptr_eq(node, other) {
+                        out.push(((*a).clone(), Some((*node).clone())));
+                    }
+                    mine.next();
+                    theirs.next();
+                }
+            },
+        }
     }
 }
 
@@ -228,17 +265,6 @@ impl Node {
             NodeKind::Dir { .. } | NodeKind::Whiteout | NodeKind::Clean => 0,
         }
     }
-}
-
-/// Every entry of `map` strictly below `path`, in path order.
-pub(crate) fn descendants<'a, V: Clone>(
-    map: &'a OrdMap<VPath, V>,
-    path: &VPath,
-) -> impl Iterator<Item = (&'a VPath, &'a V)> + 'a {
-    let (lo, hi) = path.descendants_range();
-    map.range::<_, str>((std::ops::Bound::Included(lo.as_str()), std::ops::Bound::Excluded(hi.as_str())))
-        .collect::<Vec<_>>()
-        .into_iter()
 }
 
 /// One piece of a planned read.
@@ -502,6 +528,68 @@ mod tests {
         assert_eq!(&got[..5], b"hello");
         assert!(got[5..(CHUNK * 2) as usize].iter().all(|&b| b == 0));
         assert_eq!(got[(CHUNK * 2) as usize], b'x');
+    }
+
+    /// Paths where grouping by directory could go wrong: the root, siblings whose names sort
+    /// between a directory and its children (`/a-b`, `/a!`), and nested directories.
+    const VIEW_PATHS: [&str; 10] = ["/", "/a", "/b", "/a/b", "/a/c", "/a/b/c", "/a-b", "/a-b/c", "/a!", "/b/a"];
+
+    fn node(stamp: u64) -> Arc<Node> {
+        let attr = Attr { mode: 0o644, mtime: SystemTime::UNIX_EPOCH, atime: SystemTime::UNIX_EPOCH };
+        Arc::new(Node { stamp, origin: Origin::Absent, attr, kind: NodeKind::Whiteout })
+    }
+
+    fn sorted<'a>(entries: impl Iterator<Item = (&'a VPath, &'a Arc<Node>)>) -> Vec<(String, u64)> {
+        let mut out: Vec<_> = entries.map(|(p, n)| (p.to_string(), n.stamp)).collect();
+        out.sort();
+        out
+    }
+
+    proptest::proptest! {
+        /// A view answers every question as one ordered map of all its paths would, and its
+        /// changes from an earlier clone (a fork's base) are exactly what differs.
+        #[test]
+        fn a_view_behaves_like_one_ordered_map(
+            ops in proptest::collection::vec((0..VIEW_PATHS.len(), 0..4u8), 0..40),
+        ) {
+            use std::collections::BTreeMap;
+            let (mut view, mut model) = (View::new(), BTreeMap::<String, u64>::new());
+            let (mut base, mut base_model) = (view.clone(), model.clone());
+            for (stamp, (i, op)) in ops.into_iter().enumerate() {
+                let path = VPath::parse(VIEW_PATHS[i]).unwrap();
+                match op {
+                    0 => {
+                        proptest::prop_assert_eq!(view.remove(&path).map(|n| n.stamp), model.remove(path.as_str()));
+                    }
+                    1 => (base, base_model) = (view.clone(), model.clone()),
+                    _ => {
+                        let old = view.insert(path.clone(), node(stamp as u64));
+                        proptest::prop_assert_eq!(old.map(|n| n.stamp), model.insert(path.to_string(), stamp as u64));
+                    }
+                }
+            }
+            for p in VIEW_PATHS {
+                let path = VPath::parse(p).unwrap();
+                proptest::prop_assert_eq!(view.get(p).map(|n| n.stamp), model.get(p).copied());
+                let below = |q: &String| q != p && q.starts_with(&path.descendants_range().0);
+                let children = |q: &String| below(q) && !q[path.descendants_range().0.len()..].contains('/');
+                let expect = |keep: &dyn Fn(&String) -> bool| {
+                    model.iter().filter(|(q, _)| keep(q)).map(|(q, s)| (q.clone(), *s)).collect::<Vec<_>>()
+                };
+                proptest::prop_assert_eq!(sorted(view.children(&path)), expect(&children));
+                proptest::prop_assert_eq!(sorted(view.descendants(&path)), expect(&below));
+            }
+            let mut changes: Vec<_> =
+                view.changes_from(&base).into_iter().map(|(p, n)| (p.to_string(), n.map(|n| n.stamp))).collect();
+            changes.sort();
+            let keys: std::collections::BTreeSet<_> = model.keys().chain(base_model.keys()).collect();
+            let expect: Vec<_> = keys
+                .into_iter()
+                .filter(|k| model.get(*k) != base_model.get(*k))
+                .map(|k| (k.clone(), model.get(k).copied()))
+                .collect();
+            proptest::prop_assert_eq!(changes, expect);
+        }
     }
 
     #[derive(Clone, Debug)]
