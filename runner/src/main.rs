@@ -21,14 +21,14 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
-                  [--session NAME | --fork NAME] [--store DIR]
+                  [--session NAME | --fork NAME] [--store DIR] [--busy-poll]
                   [--mount PATH=SOURCE]... [--mount-ro PATH=SOURCE]... -- COMMAND [ARGS]
        mirage-run sessions [--store DIR]
        mirage-run diff NAME [--text] [--store DIR]
        mirage-run commit NAME [--message TEXT] [--store DIR]
        mirage-run abort NAME [--store DIR]
        mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--passthrough] [--on-exit keep|commit|discard]
-                                   [--session NAME [--store DIR]]
+                                   [--session NAME [--store DIR]] [--busy-poll]
        mirage-run unmount MOUNTPOINT [--lazy]
 
 (run)     runs COMMAND in a sandbox whose root is a copy-on-write session: the current
@@ -52,7 +52,12 @@ mount     serves a copy-on-write session over DIR (default: the current director
           session is committed: --on-exit commit writes the changes back when it ends;
           discard (the default) drops them. --session NAME serves that session of the
           store instead (created over DIR if new; its workspace at its own path) and keeps
-          its changes by default.
+          its changes by default. --passthrough (root): the kernel reads unchanged host files
+          of 1 MiB or more directly, at native speed, but every open costs a round trip.
+--busy-poll (root; run and mount): while the filesystem is busy, idle CPUs poll instead of
+          halting (a zero CPU latency request, withdrawn after 20-40 ms without requests), so
+          each request wakes its threads sooner: many small files go up to about 1.6x faster,
+          at the cost of idle CPUs spinning meanwhile.
 unmount   unmounts a session mounted by `mirage-run mount` (--lazy: detach now, finish when
           the last user leaves).";
 
@@ -129,5 +134,12 @@ fn run() -> Result<ExitCode, Failure> {
         ))
         .into()),
         None => Err(UsageError("a command is needed".into()).into()),
+    }
+}
+
+/// Says so when `--busy-poll` was asked for but is not in effect for `served` (it needs root).
+fn warn_if_not_busy_polling(asked: bool, served: &mirage_fuse::Mount) {
+    if asked && !served.busy_polling() {
+        eprintln!("mirage-run: --busy-poll needs root (to open /dev/cpu_dma_latency); serving without it");
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct MountArgs {
     store: Option<PathBuf>,
     session: Option<String>,
     passthrough: bool,
+    busy_poll: bool,
 }
 
 impl MountArgs {
@@ -33,12 +34,13 @@ impl MountArgs {
         use lexopt::Arg::{Long, Value};
         let (mut mountpoint, mut source, mut read_only, mut on_exit, mut store, mut session) =
             (None, None, false, None, None, None);
-        let mut passthrough = false;
+        let (mut passthrough, mut busy_poll) = (false, false);
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("source") => source = Some(PathBuf::from(parser.value()?)),
                 Long("read-only") => read_only = true,
                 Long("passthrough") => passthrough = true,
+                Long("busy-poll") => busy_poll = true,
                 Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
@@ -62,7 +64,7 @@ impl MountArgs {
                 std::env::current_dir().map_err(|e| UsageError(format!("cannot read the current directory: {e}")))?
             }
         };
-        Ok(MountArgs { mountpoint, source, read_only, on_exit, store, session, passthrough })
+        Ok(MountArgs { mountpoint, source, read_only, on_exit, store, session, passthrough, busy_poll })
     }
 }
 
@@ -132,6 +134,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     let options = mirage_fuse::Options {
         read_only: args.read_only,
         passthrough: args.passthrough,
+        busy_poll: args.busy_poll,
         name: format!("mirage:{name}"),
         runtime: Some(runtime.handle().clone()),
         ..mirage_fuse::Options::default()
@@ -147,6 +150,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
         source.display(),
         mountpoint.display()
     );
+    crate::warn_if_not_busy_polling(args.busy_poll, &served);
     while served.is_serving() {
         if let Some(signal) = signals.wait(Duration::from_millis(200)) {
             eprintln!("mirage-run: {}: unmounting", signal_name(signal));

@@ -38,6 +38,7 @@ pub(crate) struct RunArgs {
     session: Option<String>,
     fork: Option<String>,
     mounts: Vec<MountEntry>,
+    busy_poll: bool,
 }
 
 impl RunArgs {
@@ -46,6 +47,7 @@ impl RunArgs {
         use lexopt::Arg::{Long, Value};
         let (mut net, mut on_exit, mut command) = (None, None, Vec::new());
         let (mut store, mut session, mut fork, mut mounts) = (None, None, None, Vec::new());
+        let mut busy_poll = false;
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("net") => net = Some(parse_net(&parser.value()?.string()?)?),
@@ -55,6 +57,7 @@ impl RunArgs {
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
                 Long("fork") => fork = Some(parser.value()?.string()?),
+                Long("busy-poll") => busy_poll = true,
                 Value(first) => {
                     command.push(first.string()?);
                     command.extend(parser.raw_args()?.map(|a| a.string()).collect::<Result<Vec<_>, _>>()?);
@@ -68,7 +71,7 @@ impl RunArgs {
         if session.is_some() && fork.is_some() {
             return Err(UsageError("--session and --fork exclude each other".into()));
         }
-        Ok(RunArgs { command, net, on_exit, store, session, fork, mounts })
+        Ok(RunArgs { command, net, on_exit, store, session, fork, mounts, busy_poll })
     }
 }
 
@@ -188,10 +191,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         allow_other: true,
         name: "mirage:run".to_owned(),
         runtime: Some(runtime.handle().clone()),
+        busy_poll: args.busy_poll,
         ..mirage_fuse::Options::default()
     };
     let served = mirage_fuse::serve_fd(&session, sandbox.take_fuse_fd(), &options)
         .map_err(|e| fail("cannot serve the sandbox's root", &e))?;
+    crate::warn_if_not_busy_polling(args.busy_poll, &served);
     sandbox.proceed().map_err(|e| fail("the sandbox ended early", &e))?;
     let helper = sandbox.pid();
     let relay = signals.relay_to(helper);

@@ -68,12 +68,16 @@ fn ctrl_c_unmounts_reports_and_commits_on_request() {
 #[test]
 fn without_a_commit_the_source_is_untouched() {
     let (src, mnt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let child = start(&[mnt.path().to_str().unwrap(), "--source", src.path().to_str().unwrap()], mnt.path());
+    let child =
+        start(&[mnt.path().to_str().unwrap(), "--source", src.path().to_str().unwrap(), "--busy-poll"], mnt.path());
     fs::write(mnt.path().join("scratch"), "x").unwrap();
     let out = Command::new(BIN).arg("unmount").arg(mnt.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (ok, stderr) = stderr_of(child);
     assert!(ok && stderr.contains("discarded"), "{stderr}");
+    // SAFETY: no arguments, no side effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert_eq!(stderr.contains("--busy-poll needs root"), !root, "{stderr}");
     assert_eq!(fs::read_dir(src.path()).unwrap().count(), 0);
 }
 
@@ -148,12 +152,12 @@ fn an_unprivileged_user_mounts_through_fusermount3_or_is_told_what_is_missing() 
     fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // In a mount namespace of the test's own, a private /dev/fuse node of the given mode; then,
     // as nobody, mount, read through the mount and unmount.
-    let attempt = |mode: &str| {
+    let attempt = |mode: &str, flags: &str| {
         let node = nodes.path().join(format!("fuse-{mode}"));
         let script = format!(
             "mount --make-rprivate / && mknod {node} c 10 229 && chmod {mode} {node} && mount --bind {node} /dev/fuse && \
              exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '\
-               {BIN} mount {mnt} --source {src} & \
+               {BIN} mount {mnt} --source {src} {flags} & \
                for i in $(seq 100); do test -e {mnt}/f && break; sleep 0.05; done; \
                cat {mnt}/f; {BIN} unmount {mnt}; wait'",
             node = node.display(),
@@ -162,11 +166,13 @@ fn an_unprivileged_user_mounts_through_fusermount3_or_is_told_what_is_missing() 
         );
         Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap()
     };
-    let locked = attempt("600");
+    let locked = attempt("600", "");
     let stderr = String::from_utf8_lossy(&locked.stderr);
     assert!(stderr.contains("chmod 0666 /dev/fuse"), "the fix is named: {stderr}");
-    let open = attempt("666");
-    assert_eq!(String::from_utf8_lossy(&open.stdout), "hello\n", "{}", String::from_utf8_lossy(&open.stderr));
+    let open = attempt("666", "--busy-poll");
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert_eq!(String::from_utf8_lossy(&open.stdout), "hello\n", "{stderr}");
+    assert!(stderr.contains("--busy-poll needs root"), "served without busy polling, and told: {stderr}");
 }
 
 #[test]

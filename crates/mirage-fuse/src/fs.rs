@@ -30,6 +30,7 @@ use fuser::{
 use mirage_core::{DirEntry, Metadata, Session, VPath};
 
 use crate::attr::{Owner, child, errno, file_attr, kind, negative_attr, orphan_attr};
+use crate::busy::BusyPolling;
 use crate::inodes::{Inodes, Orphan, SharedOrphan, Target};
 
 thread_local! {
@@ -107,33 +108,36 @@ pub(crate) struct Served {
     cpus: Vec<usize>,
     /// How many reading threads have pinned themselves.
     pinned: AtomicUsize,
+    /// Keeps idle CPUs polling while requests keep coming ([`crate::Options::busy_poll`]).
+    busy: Option<Arc<BusyPolling>>,
 }
 
 impl MirageFs {
-    /// Serves `session`; `cpus` lists the CPUs to pin the reading threads to (empty: none).
+    /// Serves `session` as `options` say; `cpus` lists the CPUs to pin the reading threads to
+    /// (empty: none).
     pub(crate) fn new(
         session: Session,
         runtime: tokio::runtime::Handle,
         inodes: Arc<Inodes>,
-        ttl: Duration,
-        owner: Owner,
-        passthrough: bool,
+        options: &crate::Options,
         cpus: Vec<usize>,
+        busy: Option<Arc<BusyPolling>>,
     ) -> Self {
         let served = Served {
             session,
             runtime,
             inodes,
-            ttl,
-            owner,
+            ttl: options.ttl,
+            owner: options.owner,
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             no_open: false,
             no_opendir: false,
-            passthrough,
+            passthrough: options.passthrough,
             backing: Mutex::new(HashMap::new()),
             cpus,
             pinned: AtomicUsize::new(0),
+            busy,
         };
         MirageFs { served: Arc::new(served) }
     }
@@ -153,6 +157,9 @@ impl MirageFs {
     {
         let served = &self.served;
         served.pin_reader();
+        if let Some(busy) = &served.busy {
+            busy.request();
+        }
         WAITING.set(Waiting::Refused);
         let result = work(served);
         if WAITING.replace(Waiting::Allowed) != Waiting::GaveUp {

@@ -121,3 +121,45 @@ fn passthrough_reads_host_files_and_never_hides_the_sessions_changes() {
     m.sh("echo new > new.txt && cat new.txt >/dev/null && git init -q repo");
     assert_eq!(m.api(m.session.read_file("/new.txt")), "new\n");
 }
+
+/// The CPU latency the kernel currently honours: the strictest request in force.
+fn cpu_latency_target() -> i32 {
+    use std::io::Read;
+    let mut value = [0u8; 4];
+    fs::File::open("/dev/cpu_dma_latency").unwrap().read_exact(&mut value).unwrap();
+    i32::from_ne_bytes(value)
+}
+
+#[test]
+fn busy_polling_asks_for_zero_latency_only_while_requests_come() {
+    use std::time::{Duration, Instant};
+    let options = mirage_fuse::Options { busy_poll: true, ..mirage_fuse::Options::default() };
+    let mut m = Mounted::with_options(|_| {}, &options);
+    let root = m.mount.as_ref().unwrap().busy_polling();
+    // SAFETY: no arguments, no side effects.
+    assert_eq!(root, unsafe { libc::geteuid() } == 0, "in effect exactly where the latency device opens (root)");
+    if !root {
+        return;
+    }
+    let wait_for_quiet = || {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while cpu_latency_target() == 0 {
+            assert!(Instant::now() < deadline, "still held 2 s after the last request");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cpu_latency_target()
+    };
+    // Mounting made requests of its own.
+    let quiet = wait_for_quiet();
+    // Each check follows a request at once; a stalled test thread could miss one window.
+    let held = (0..5).any(|i| {
+        fs::write(m.path(&format!("f{i}")), "x").unwrap();
+        cpu_latency_target() == 0
+    });
+    assert!(held, "idle CPUs poll while requests come");
+    assert_eq!(wait_for_quiet(), quiet, "withdrawn when the mount goes quiet");
+    assert_eq!(fs::read_to_string(m.path("f0")).unwrap(), "x");
+    assert_eq!(cpu_latency_target(), 0, "taken again by the next request");
+    m.mount.take().unwrap().unmount().unwrap();
+    assert_eq!(cpu_latency_target(), quiet, "withdrawn with the mount");
+}
