@@ -5,7 +5,9 @@
 //! - creating 10,000 small files (in this process, `std::fs::write`);
 //! - sequential read of a 1 GiB file: the first read through the mount (every byte crosses
 //!   FUSE) and a warm re-read (the kernel's page cache, kept across opens), against the
-//!   native file in the page cache.
+//!   native file in the page cache, and how much of each cached copy the kernel keeps in
+//!   large folios (read from the page tables; root only);
+//! - the mount's rg, git status and file creation again with `Options::busy_poll` (root).
 //!
 //! Usage: `cargo run --release -p mirage-bench --bin fuse [RUNS]` (default 5). Needs root (or
 //! fusermount3), `/dev/fuse`, `git` and `rg`, and about 2 GiB free in the temporary directory
@@ -99,12 +101,53 @@ fn write_big(path: &Path) {
     }
 }
 
-/// A session over `source`, mounted at `point`.
-fn mount(source: &Path, point: &Path, passthrough: bool) -> mirage_fuse::Mount {
+/// The share of `path`'s pages that the page cache holds in large folios (several pages per
+/// cache entry, which makes reading cached data cheaper), read from this process's page tables
+/// over a mapping of the file. `None` where page frame numbers are hidden (they need root).
+fn large_folio_share(path: &Path) -> Option<f64> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    const PAGE: usize = 4096;
+    // KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL in /proc/kpageflags.
+    const COMPOUND: u64 = (1 << 15) | (1 << 16);
+    let file = fs::File::open(path).ok()?;
+    let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    let (pagemap, flags) = (fs::File::open("/proc/self/pagemap").ok()?, fs::File::open("/proc/kpageflags").ok()?);
+    // SAFETY: a read-only shared mapping of an open file, only read below and unmapped at the end.
+    let map = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+    if map == libc::MAP_FAILED {
+        return None;
+    }
+    let (mut large, mut present) = (0usize, 0usize);
+    let mut word = [0u8; 8];
+    for page in 0..len / PAGE {
+        // SAFETY: inside the mapping; the load maps the cached page.
+        unsafe { std::ptr::read_volatile(map.cast::<u8>().add(page * PAGE)) };
+        let virtual_page = (map as usize / PAGE + page) as u64;
+        if pagemap.read_exact_at(&mut word, virtual_page * 8).is_err() {
+            break;
+        }
+        let entry = u64::from_ne_bytes(word);
+        let frame = entry & ((1 << 55) - 1);
+        if entry >> 63 == 0 || frame == 0 {
+            continue;
+        }
+        if flags.read_exact_at(&mut word, frame * 8).is_err() {
+            break;
+        }
+        present += 1;
+        large += usize::from(u64::from_ne_bytes(word) & COMPOUND != 0);
+    }
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { libc::munmap(map, len) };
+    (present > 0).then(|| large as f64 / present as f64)
+}
+
+/// A session over `source`, mounted at `point` with `options`.
+fn mount(source: &Path, point: &Path, options: mirage_fuse::Options) -> mirage_fuse::Mount {
     let mirage = Mirage::new();
     mirage.mount("/", Arc::new(LocalResource::new(source).unwrap()), MountOptions::default()).unwrap();
     let session = mirage.create_session("bench").unwrap();
-    let options = mirage_fuse::Options { passthrough, ..mirage_fuse::Options::default() };
     mirage_fuse::mount(&session, point, &options).unwrap()
 }
 
@@ -119,7 +162,7 @@ fn main() {
         make_tree(&root.join("tree"));
         write_big(&root.join("big"));
     }
-    let mounted = mount(&source, point.path(), false);
+    let mounted = mount(&source, point.path(), mirage_fuse::Options::default());
     let dirs: [(&str, PathBuf); 3] =
         [("host", source.clone()), ("tmpfs", shm.path().join("src")), ("mirage", point.path().to_owned())];
 
@@ -140,11 +183,14 @@ fn main() {
         }
         eprintln!("run {run} of {runs} done");
     }
+    let folios: Vec<(&str, Option<f64>)> =
+        dirs.iter().map(|(who, dir)| (*who, large_folio_share(&dir.join("big")))).collect();
     drop(mounted);
     // The same source mounted with passthrough: large reads go straight to the host file, and
     // every open costs a round trip.
     let through = tempfile::tempdir().unwrap();
-    let passthrough = mount(&source, through.path(), true);
+    let passthrough =
+        mount(&source, through.path(), mirage_fuse::Options { passthrough: true, ..mirage_fuse::Options::default() });
     let mut first_through = Vec::new();
     let mut rg_through = Vec::new();
     for run in 0..=runs {
@@ -156,6 +202,24 @@ fn main() {
         }
     }
     drop(passthrough);
+    // And with busy polling: idle CPUs poll instead of halting while requests come.
+    let polling = tempfile::tempdir().unwrap();
+    let polled =
+        mount(&source, polling.path(), mirage_fuse::Options { busy_poll: true, ..mirage_fuse::Options::default() });
+    let busy_polling = polled.busy_polling();
+    let mut polled_times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for run in 0..=runs {
+        let tree = polling.path().join("tree");
+        let measured = [
+            ("rg", rg(&tree)),
+            ("git status", git_status(&tree)),
+            ("create", create_files(&polling.path().join(format!("created-polled-{run}")))),
+        ];
+        for (what, d) in measured.into_iter().filter(|_| run > 0) {
+            polled_times.entry(what).or_default().push(d);
+        }
+    }
+    drop(polled);
 
     let m = |what: &str, who: &str| median(times[&(what, who)].clone());
     println!("# FUSE benchmarks (median of {runs} runs; warm-up run dropped)\n");
@@ -184,6 +248,17 @@ fn main() {
         first.as_secs_f64() / host_read.as_secs_f64(),
         1.0 / first.as_secs_f64()
     );
+    let shares: Vec<String> = folios
+        .iter()
+        .map(|(who, share)| match share {
+            Some(share) => format!("{who} {:.0}%", share * 100.0),
+            None => format!("{who} unknown (needs root)"),
+        })
+        .collect();
+    println!(
+        "\nShare of the cached 1 GiB file's pages held in large folios after the warm reads: {}.",
+        shares.join(", ")
+    );
     let (through_read, through_rg) = (median(first_through), median(rg_through));
     println!(
         "\nWith passthrough (`Options::passthrough`, root only): sequential read of the 1 GiB file {:.1} ms ({:.2}x the host read); warm `rg` {:.1} ms ({:.2}x the host's), as every open now asks the server.",
@@ -192,6 +267,24 @@ fn main() {
         ms(through_rg),
         through_rg.as_secs_f64() / m("rg", "host").as_secs_f64()
     );
+    if busy_polling {
+        let rows: Vec<String> =
+            [("create", "creating 10,000 small files"), ("rg", "warm `rg`"), ("git status", "warm `git status`")]
+                .iter()
+                .map(|(what, label)| {
+                    let d = median(polled_times[what].clone());
+                    format!(
+                        "{label} {:.1} ms ({:.2}x the host's, {:.2}x tmpfs's)",
+                        ms(d),
+                        d.as_secs_f64() / m(what, "host").as_secs_f64(),
+                        d.as_secs_f64() / m(what, "tmpfs").as_secs_f64()
+                    )
+                })
+                .collect();
+        println!("\nWith busy polling (`Options::busy_poll`, root only): {}.", rows.join("; "));
+    } else {
+        println!("\nBusy polling (`Options::busy_poll`) needs root: not measured.");
+    }
     println!("\nTimes are per workload (lower is better); ratios above 1 are slower than native.");
 }
 
