@@ -94,7 +94,8 @@ impl View {
 
     /// What must change in `base` to give this view: each path whose node differs (`None`:
     /// absent here), grouped by directory. A directory whose entries both views share is
-    /// skipped whole, so a fork's changes cost what it changed.
+    /// skipped whole: the cost is the directories and the changed ones' entries, not every
+    /// entry.
     pub(crate) fn changes_from(&self, base: &View) -> Vec<(VPath, Option<Arc<Node>>)> {
         let mut out = Vec::new();
         match (&self.root, &base.root) {
