@@ -277,8 +277,10 @@ impl Hub {
         }
         inner.undelivered.extend(pending);
         let Inner { state, journal, .. } = inner;
-        if let Some(journal) = journal.as_mut() {
-            journal.restart_if_empty(state)?;
+        if let Some(journal) = journal.as_mut()
+            && records.iter().any(Record::leaves_dead_records)
+        {
+            journal.tidy(state)?;
         }
         Ok(())
     }

@@ -114,6 +114,15 @@ pub(crate) struct State {
     pub(crate) next_stamp: u64,
 }
 
+impl Record {
+    /// True for a record after which records journaled before it may be dead: a session
+    /// dropped (aborted, or a sibling of a winner that takes all), a fork committed into its
+    /// parent, a root's changes written to the resources.
+    pub(crate) fn leaves_dead_records(&self) -> bool {
+        matches!(self, Record::Abort { .. } | Record::Commit { .. } | Record::Flushed { .. })
+    }
+}
+
 impl SessionState {
     /// Tells whoever caches what the session shows that it changed.
     fn changed(&self) {

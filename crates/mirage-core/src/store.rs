@@ -23,9 +23,12 @@
 //! commit's conflicts, a session's existence) sees every process's changes, in one order.
 //!
 //! A store in which no session is left starts its journal over (only the counters carry on,
-//! in a `Seed` record). A journal of 16 MiB or more that mostly holds dead records (files
-//! rewritten, sessions gone) is rewritten on open as the sessions are now (`Restore` records,
-//! each fork as its differences from its parent), written aside and renamed into place.
+//! in a `Seed` record). A journal that mostly holds dead records (files rewritten, sessions
+//! gone) is rewritten as the sessions are now (`Restore` records, each fork as its
+//! differences from its parent), written aside and renamed into place: on open from 16 MiB,
+//! and as soon as a session is dropped, committed or flushed from 1 MiB, so that what a
+//! discarded run wrote is not read again by every later opener. After a try that did not pay
+//! (most records live), the next waits until the journal has doubled.
 //!
 //! Limits: replay and compaction hold all overlay content in memory, and one record (so one
 //! file's content, or one session's at compaction) must stay under 4 GiB.
@@ -53,6 +56,8 @@ pub(crate) struct Journal {
     locked: bool,
     /// Why the journal cannot be trusted any more (a failed catch-up); appends fail with it.
     broken: Option<String>,
+    /// The size from which a dropped session makes this process try to compact.
+    next_compaction: u64,
 }
 
 fn store_err(dir: &Path, e: std::io::Error) -> Error {
@@ -73,23 +78,42 @@ impl Journal {
             .open(dir.join("lock"))
             .map_err(|e| store_err(dir, e))?;
         let file = open_journal(dir).map_err(|e| store_err(dir, e))?;
-        let mut journal = Journal { file, lock, dir: dir.to_owned(), offset: 0, locked: false, broken: None };
+        let mut journal = Journal {
+            file,
+            lock,
+            dir: dir.to_owned(),
+            offset: 0,
+            locked: false,
+            broken: None,
+            next_compaction: COMPACT_AFTER_DROP_FROM,
+        };
         journal.lock()?;
         let opened = journal.replay_all().and_then(|state| {
-            journal.compact_if_worth(&state)?;
+            if journal.offset >= COMPACT_FROM {
+                journal.compact_if_worth(&state)?;
+            }
             Ok(state)
         });
         journal.unlock();
         opened.map(|state| (journal, state))
     }
 
+    /// After records that leave others dead (a session dropped, committed or flushed), with
+    /// the lock held: starts the journal over when no session is left, or else compacts it
+    /// when it is big enough to try (see the module's documentation).
+    pub(crate) fn tidy(&mut self, state: &State) -> Result<()> {
+        self.restart_if_empty(state)?;
+        if self.offset >= self.next_compaction {
+            self.compact_if_worth(state)?;
+            self.next_compaction = (2 * self.offset).max(COMPACT_AFTER_DROP_FROM);
+        }
+        Ok(())
+    }
+
     /// Rewrites the journal as the records of the sessions as they are, when that saves most
     /// of it: a journal that grew by rewriting the same files starts small again. Other
     /// processes notice the new file and read it from the start (the lock held).
     fn compact_if_worth(&mut self, state: &State) -> Result<()> {
-        if self.offset < COMPACT_FROM {
-            return Ok(());
-        }
         let temp = self.dir.join("journal.compacting");
         let mut out = std::io::BufWriter::new(File::create(&temp).map_err(|e| self.err(e))?);
         let mut size = MAGIC.len() as u64;
@@ -274,8 +298,11 @@ fn frame(record: &Record) -> Result<Vec<u8>> {
     Ok(frame)
 }
 
-/// Journals smaller than this are never compacted.
+/// Journals smaller than this are not compacted on open.
 const COMPACT_FROM: u64 = 16 << 20;
+
+/// Journals smaller than this are not compacted when a session is dropped.
+const COMPACT_AFTER_DROP_FROM: u64 = 1 << 20;
 
 /// What another process changed since this one last looked.
 pub(crate) enum CatchUp {

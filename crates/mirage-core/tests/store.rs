@@ -351,6 +351,40 @@ async fn a_journal_of_mostly_dead_records_is_compacted_and_keeps_every_session_a
 }
 
 #[tokio::test]
+async fn a_dropped_session_takes_its_records_with_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let len = || std::fs::metadata(&journal).unwrap().len();
+    let m = Mirage::open(dir.path()).unwrap();
+    mount_data(&m);
+    let kept = m.create_session("kept").unwrap();
+    kept.write_file("/data/kept", "kept").await.unwrap();
+    // A run that wrote 4 MiB and is then discarded.
+    let run = m.create_session("run").unwrap();
+    for i in 0..4 {
+        run.write_file(&format!("/data/f{i}"), vec![7u8; 1 << 20]).await.unwrap();
+    }
+    assert!(len() > 4 << 20);
+    run.abort().unwrap();
+    assert!(len() < 64 << 10, "compacted when the run was dropped, not at the next open: {} bytes", len());
+    // A live session of 2 MiB: dropping a small one is not worth a rewrite.
+    let big = m.create_session("big").unwrap();
+    big.write_file("/data/big", vec![1u8; 2 << 20]).await.unwrap();
+    let small = m.create_session("small").unwrap();
+    small.write_file("/data/small", "x").await.unwrap();
+    let before = len();
+    small.abort().unwrap();
+    assert!(len() >= before, "a journal of mostly live records is left as it is");
+    drop(m);
+    let reopened = Mirage::open(dir.path()).unwrap();
+    mount_data(&reopened);
+    let names: Vec<String> = reopened.sessions().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["kept", "big"]);
+    assert_eq!(reopened.session("kept").unwrap().read_file("/data/kept").await.unwrap(), "kept");
+    assert_eq!(reopened.session("big").unwrap().read_file("/data/big").await.unwrap(), vec![1u8; 2 << 20]);
+}
+
+#[tokio::test]
 async fn a_journal_damaged_in_the_middle_or_from_another_version_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal");
