@@ -8,6 +8,7 @@
 //! on_exit = "commit"           # or "keep", "discard"
 //! system = ["/usr", "/etc"]    # host directories bound read-only (replaces the default list)
 //! home = [".codex", ".npmrc"]  # entries of $HOME bound read-write (replaces the default list)
+//! busy_poll = true             # as --busy-poll (root only)
 //!
 //! [[mount]]
 //! path = "/data"               # where it appears in the sandbox
@@ -36,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) on_exit: Option<String>,
     pub(crate) system: Option<Vec<PathBuf>>,
     pub(crate) home: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) busy_poll: bool,
     #[serde(default)]
     pub(crate) mount: Vec<MountEntry>,
 }

@@ -40,7 +40,8 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
           parent session), discard drops them. --net none: no
           network at all; --net tcp:443,80: TCP connections to those ports only (Landlock). --mount /data=local:DIR (or memory:, or a URL such as s3://bucket/prefix) adds a mount to the
           session's tree (--mount-ro: read-only). ./mirage.toml (or
-          ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, [[mount]].
+          ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, busy_poll,
+          [[mount]].
 sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);
           commit applies it to its parent (the first fork to commit wins; a later one is
           refused, naming the paths, and keeps its changes) or, for a root session, to its

@@ -96,6 +96,7 @@ struct Plan {
     system: Vec<PathBuf>,
     home: Vec<String>,
     mounts: Vec<MountEntry>,
+    busy_poll: bool,
 }
 
 impl Plan {
@@ -121,7 +122,7 @@ impl Plan {
         let home = config.home.unwrap_or_else(|| HOME_ENTRIES.iter().map(|e| (*e).to_owned()).collect());
         let mut mounts = config.mount;
         mounts.extend(args.mounts.iter().cloned());
-        Ok(Plan { net, on_exit, system, home, mounts })
+        Ok(Plan { net, on_exit, system, home, mounts, busy_poll: args.busy_poll || config.busy_poll })
     }
 }
 
@@ -191,12 +192,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         allow_other: true,
         name: "mirage:run".to_owned(),
         runtime: Some(runtime.handle().clone()),
-        busy_poll: args.busy_poll,
+        busy_poll: plan.busy_poll,
         ..mirage_fuse::Options::default()
     };
     let served = mirage_fuse::serve_fd(&session, sandbox.take_fuse_fd(), &options)
         .map_err(|e| fail("cannot serve the sandbox's root", &e))?;
-    crate::warn_if_not_busy_polling(args.busy_poll, &served);
+    crate::warn_if_not_busy_polling(plan.busy_poll, &served);
     sandbox.proceed().map_err(|e| fail("the sandbox ended early", &e))?;
     let helper = sandbox.pid();
     let relay = signals.relay_to(helper);

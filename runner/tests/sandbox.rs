@@ -265,7 +265,7 @@ fn mirage_toml_and_mount_flags_add_mounts_and_set_defaults() {
     fs::write(data.path().join("shared.txt"), "shared\n").unwrap();
     fs::write(
         host.workspace.path().join("mirage.toml"),
-        "net = \"none\"\non_exit = \"commit\"\n[[mount]]\npath = \"/scratch\"\nsource = \"memory:\"\n",
+        "net = \"none\"\non_exit = \"commit\"\nbusy_poll = true\n[[mount]]\npath = \"/scratch\"\nsource = \"memory:\"\n",
     )
     .unwrap();
     let ro = format!("/data=local:{}", data.path().display());
@@ -283,6 +283,9 @@ fn mirage_toml_and_mount_flags_add_mounts_and_set_defaults() {
         "on_exit from the file"
     );
     assert!(!data.path().join("new").exists());
+    // SAFETY: no arguments, no side effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert_eq!(text(&out.stderr).contains("--busy-poll needs root"), !root, "busy_poll from the file");
     fs::write(host.workspace.path().join("mirage.toml"), "nett = \"none\"\n").unwrap();
     let bad = host.run(&[], "true");
     assert!(!bad.status.success());
