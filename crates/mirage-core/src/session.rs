@@ -214,9 +214,10 @@ impl Hub {
                 CatchUp::Records(foreign) if foreign.is_empty() => {}
                 CatchUp::Records(foreign) => self.apply_foreign(&mut inner, &foreign),
                 CatchUp::Restart(records) => {
-                    // Every session this process knew is gone: start from the counters on.
-                    inner.state.clear();
-                    self.apply_foreign(&mut inner, &records);
+                    let before = inner.state.rebuild(&records);
+                    let pending = self.watchers.pending_rebuild(&before, &inner.state);
+                    inner.undelivered.extend(pending);
+                    self.stamps.fetch_max(inner.state.next_stamp, Ordering::Relaxed);
                 }
             }
         }

@@ -200,12 +200,23 @@ impl State {
         }))
     }
 
-    /// Drops every session (the journal started over), telling their caches; the counters
-    /// stay.
-    pub(crate) fn clear(&mut self) {
-        for (_, s) in std::mem::take(&mut self.sessions) {
-            s.changed();
+    /// Rebuilds every session from `records`, another process's journal read from its start
+    /// (compacted, or started over), and returns the sessions as they were. Each session that
+    /// lives on keeps its change counter, moved on, so that caches watching it stay valid;
+    /// the counters of sessions gone move on too.
+    pub(crate) fn rebuild(&mut self, records: &[Record]) -> BTreeMap<SessionId, SessionState> {
+        let before = std::mem::take(&mut self.sessions);
+        for record in records {
+            // Records were checked by the process that wrote them, in the same order.
+            let _ = self.apply(record);
         }
+        for (id, old) in &before {
+            old.changed();
+            if let Some(now) = self.sessions.get_mut(id) {
+                now.changes = old.changes.clone();
+            }
+        }
+        before
     }
 
     /// Discards `id` and its descendants, telling their caches.

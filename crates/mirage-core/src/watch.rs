@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::error::Result;
 use crate::path::VPath;
 use crate::session::{Hub, Session};
-use crate::state::{Record, SessionId, State};
+use crate::state::{Record, SessionId, SessionState, State};
 
 /// What a watcher of a session hears.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +83,28 @@ impl Watchers {
                 | Record::Env { .. }
                 | Record::Seed { .. }
                 | Record::Restore { .. } => {}
+            }
+        }
+        Some(Pending(out))
+    }
+
+    /// What watchers hear when `state` was rebuilt from another process's journal (see
+    /// [`State::rebuild`]): a session gone has ended, and in one that lives on every path
+    /// whose node is not the very same may show something else (after a rebuild, that is
+    /// every path either side holds). `None` when nobody watches.
+    pub(crate) fn pending_rebuild(&self, before: &BTreeMap<SessionId, SessionState>, state: &State) -> Option<Pending> {
+        if !self.any() {
+            return None;
+        }
+        let mut out = BTreeMap::new();
+        for (id, old) in before {
+            match state.sessions.get(id) {
+                Some(now) => {
+                    add_paths(&mut out, *id, now.view.changes_from(&old.view).into_iter().map(|(path, _)| path))
+                }
+                None => {
+                    out.insert(*id, None);
+                }
             }
         }
         Some(Pending(out))

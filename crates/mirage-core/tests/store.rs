@@ -385,6 +385,50 @@ async fn a_dropped_session_takes_its_records_with_it_at_once() {
 }
 
 #[tokio::test]
+async fn a_compaction_by_another_process_keeps_watchers_and_change_counters_going() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Mirage::open(dir.path()).unwrap();
+    mount_data(&a);
+    let kept = a.create_session("kept").unwrap();
+    let doomed = a.create_session("doomed").unwrap();
+    kept.write_file("/data/f", "one").await.unwrap();
+    let counter = kept.changes().unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _watch = {
+        let heard = heard.clone();
+        kept.watch(move |notice| heard.lock().unwrap().push(format!("{notice:?}"))).unwrap()
+    };
+    let doomed_heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _doomed_watch = {
+        let heard = doomed_heard.clone();
+        doomed.watch(move |notice| heard.lock().unwrap().push(notice == mirage_core::Notice::Ended)).unwrap()
+    };
+    // Another process changes `kept`, ends `doomed`, and drops a large run: it compacts.
+    let b = Mirage::open(dir.path()).unwrap();
+    mount_data(&b);
+    b.session("kept").unwrap().write_file("/data/f", "two").await.unwrap();
+    b.session("doomed").unwrap().abort().unwrap();
+    let run = b.create_session("run").unwrap();
+    run.write_file("/data/big", vec![1u8; 2 << 20]).await.unwrap();
+    run.abort().unwrap();
+    assert!(std::fs::metadata(dir.path().join("journal")).unwrap().len() < 64 << 10, "compacted");
+    // This process reads the new journal from the start at its next look.
+    let seen = counter.load(Ordering::Acquire);
+    assert_eq!(kept.read_file("/data/f").await.unwrap(), "two");
+    assert_ne!(counter.load(Ordering::Acquire), seen, "the counter a cache holds moved");
+    kept.write_file("/data/g", "mine").await.unwrap();
+    let heard_now = heard.lock().unwrap().clone();
+    assert!(heard_now.iter().any(|n| n.contains("/data/f")), "heard what the other process changed: {heard_now:?}");
+    assert_eq!(*doomed_heard.lock().unwrap(), [true], "heard that its session ended");
+    // Later changes by the other process still move the same counter.
+    let seen = counter.load(Ordering::Acquire);
+    b.session("kept").unwrap().write_file("/data/f", "three").await.unwrap();
+    assert_eq!(kept.read_file("/data/f").await.unwrap(), "three");
+    assert_ne!(counter.load(Ordering::Acquire), seen, "still the counter that moves");
+}
+
+#[tokio::test]
 async fn a_journal_damaged_in_the_middle_or_from_another_version_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal");
