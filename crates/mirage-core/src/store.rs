@@ -100,22 +100,63 @@ impl Journal {
 
     /// After records that leave others dead (a session dropped, committed or flushed), with
     /// the lock held: starts the journal over when no session is left, or else compacts it
-    /// when it is big enough to try (see the module's documentation).
+    /// when it is big enough to try (see the module's documentation). The compaction is best
+    /// effort: until its new journal takes the old one's place, a failure (a full disk) leaves
+    /// the old journal whole and costs only the space it would have saved.
     pub(crate) fn tidy(&mut self, state: &State) -> Result<()> {
         self.restart_if_empty(state)?;
         if self.offset >= self.next_compaction {
-            self.compact_if_worth(state)?;
+            let compacted = self.compact_if_worth(state);
             self.next_compaction = (2 * self.offset).max(COMPACT_AFTER_DROP_FROM);
+            if compacted.is_err() && self.broken.is_some() {
+                return compacted;
+            }
         }
         Ok(())
     }
 
     /// Rewrites the journal as the records of the sessions as they are, when that saves most
     /// of it: a journal that grew by rewriting the same files starts small again. Other
-    /// processes notice the new file and read it from the start (the lock held).
+    /// processes notice the new file and read it from the start (the lock held). A failure
+    /// once the new journal has replaced the old one leaves this one broken.
     fn compact_if_worth(&mut self, state: &State) -> Result<()> {
         let temp = self.dir.join("journal.compacting");
-        let mut out = std::io::BufWriter::new(File::create(&temp).map_err(|e| self.err(e))?);
+        let written = self.write_compacted(state, &temp);
+        let size = match written {
+            Ok(Some(size)) => size,
+            Ok(None) | Err(_) => {
+                let _ = std::fs::remove_file(&temp);
+                return written.map(|_| ());
+            }
+        };
+        if let Err(e) = std::fs::rename(&temp, self.dir.join("journal")) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(self.err(e));
+        }
+        // The rename must be durable before anything appended to the new journal is: after a
+        // crash, the old journal would come back without it.
+        let swapped = open_journal(&self.dir).and_then(|file| {
+            File::open(&self.dir)?.sync_all()?;
+            Ok(file)
+        });
+        match swapped {
+            Ok(file) => {
+                self.file = file;
+                self.offset = size;
+                Ok(())
+            }
+            Err(e) => {
+                let e = self.err(e);
+                self.broken.get_or_insert(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the sessions as they are to `temp` and syncs it; returns its size, or `None`
+    /// as soon as it is clear that most of the journal is live (not worth it).
+    fn write_compacted(&self, state: &State, temp: &Path) -> Result<Option<u64>> {
+        let mut out = std::io::BufWriter::new(File::create(temp).map_err(|e| self.err(e))?);
         let mut size = MAGIC.len() as u64;
         out.write_all(MAGIC).map_err(|e| self.err(e))?;
         for record in state.snapshot() {
@@ -123,18 +164,12 @@ impl Journal {
             size += frame.len() as u64;
             out.write_all(&frame).map_err(|e| self.err(e))?;
             if size * 2 > self.offset {
-                // Not worth it: most of the journal is live.
-                drop(out);
-                let _ = std::fs::remove_file(&temp);
-                return Ok(());
+                return Ok(None);
             }
         }
         let file = out.into_inner().map_err(|e| self.err(e.into_error()))?;
         file.sync_all().map_err(|e| self.err(e))?;
-        std::fs::rename(&temp, self.dir.join("journal")).map_err(|e| self.err(e))?;
-        self.file = open_journal(&self.dir).map_err(|e| self.err(e))?;
-        self.offset = size;
-        Ok(())
+        Ok(Some(size))
     }
 
     /// Reads the whole journal into a fresh state (the lock held).
