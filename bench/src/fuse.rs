@@ -107,9 +107,10 @@ fn write_big(path: &Path) {
 fn large_folio_share(path: &Path) -> Option<f64> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
-    const PAGE: usize = 4096;
     // KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL in /proc/kpageflags.
     const COMPOUND: u64 = (1 << 15) | (1 << 16);
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
     let file = fs::File::open(path).ok()?;
     let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
     let (pagemap, flags) = (fs::File::open("/proc/self/pagemap").ok()?, fs::File::open("/proc/kpageflags").ok()?);
@@ -120,10 +121,10 @@ fn large_folio_share(path: &Path) -> Option<f64> {
     }
     let (mut large, mut present) = (0usize, 0usize);
     let mut word = [0u8; 8];
-    for page in 0..len / PAGE {
+    for index in 0..len / page {
         // SAFETY: inside the mapping; the load maps the cached page.
-        unsafe { std::ptr::read_volatile(map.cast::<u8>().add(page * PAGE)) };
-        let virtual_page = (map as usize / PAGE + page) as u64;
+        unsafe { std::ptr::read_volatile(map.cast::<u8>().add(index * page)) };
+        let virtual_page = (map as usize / page + index) as u64;
         if pagemap.read_exact_at(&mut word, virtual_page * 8).is_err() {
             break;
         }

@@ -138,9 +138,12 @@ fn run() -> Result<ExitCode, Failure> {
     }
 }
 
-/// Says so when `--busy-poll` was asked for but is not in effect for `served` (it needs root).
+/// Says so when `--busy-poll` was asked for but is not in effect for `served`: it needs to
+/// open `/dev/cpu_dma_latency` for writing, which takes root (and the device).
 fn warn_if_not_busy_polling(asked: bool, served: &mirage_fuse::Mount) {
     if asked && !served.busy_polling() {
-        eprintln!("mirage-run: --busy-poll needs root (to open /dev/cpu_dma_latency); serving without it");
+        eprintln!(
+            "mirage-run: --busy-poll is not in effect: /dev/cpu_dma_latency cannot be opened for writing (it needs root)"
+        );
     }
 }

@@ -58,6 +58,7 @@ impl View {
     /// The node at `path`, if the session holds one.
     pub(crate) fn get(&self, path: &(impl AsRef<str> + ?Sized)) -> Option<&Arc<Node>> {
         let path = path.as_ref();
+        debug_assert!(path.starts_with('/'), "a view is keyed by absolute paths: {path:?}");
         match parent_of(path) {
             Some(parent) => self.dirs.get(parent)?.get(path),
             None => self.root.as_ref(),
@@ -119,10 +120,12 @@ impl View {
     pub(crate) fn descendants<'a>(&'a self, path: &VPath) -> impl Iterator<Item = (&'a VPath, &'a Arc<Node>)> + 'a {
         use std::ops::Bound;
         let (prefix, end) = path.descendants_range();
+        // The directories below `path` are the run from `path/` (for the root, the run holds
+        // the root itself, counted first already).
         let below = self
             .dir_order
-            .range::<_, str>((Bound::Excluded(path.as_str()), Bound::Excluded(end.as_str())))
-            .filter(|dir| dir.as_str().starts_with(prefix.as_str()))
+            .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Excluded(end.as_str())))
+            .filter(|dir| *dir != path)
             .filter_map(|dir| self.dirs.get(dir));
         let dirs: Vec<&Entries> = self.dirs.get(path).into_iter().chain(below).collect();
         dirs.into_iter().flat_map(|entries| entries.iter())
