@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
-                  [--session NAME | --fork NAME] [--store DIR] [--busy-poll]
+                  [--session NAME | --fork NAME] [--store DIR] [--[no-]busy-poll]
                   [--mount PATH=SOURCE]... [--mount-ro PATH=SOURCE]... -- COMMAND [ARGS]
        mirage-run sessions [--store DIR]
        mirage-run diff NAME [--text] [--store DIR]
@@ -58,7 +58,8 @@ mount     serves a copy-on-write session over DIR (default: the current director
 --busy-poll (root; run and mount): while the filesystem is busy, idle CPUs poll instead of
           halting (a zero CPU latency request, withdrawn after 20-40 ms without requests), so
           each request wakes its threads sooner: creating many small files goes about 2x faster,
-          at the cost of idle CPUs spinning meanwhile.
+          at the cost of idle CPUs spinning meanwhile. --no-busy-poll overrides busy_poll =
+          true in mirage.toml.
 unmount   unmounts a session mounted by `mirage-run mount` (--lazy: detach now, finish when
           the last user leaves).";
 

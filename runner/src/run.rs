@@ -38,7 +38,8 @@ pub(crate) struct RunArgs {
     session: Option<String>,
     fork: Option<String>,
     mounts: Vec<MountEntry>,
-    busy_poll: bool,
+    /// `--busy-poll` or `--no-busy-poll`, over `mirage.toml`'s `busy_poll`.
+    busy_poll: Option<bool>,
 }
 
 impl RunArgs {
@@ -47,7 +48,7 @@ impl RunArgs {
         use lexopt::Arg::{Long, Value};
         let (mut net, mut on_exit, mut command) = (None, None, Vec::new());
         let (mut store, mut session, mut fork, mut mounts) = (None, None, None, Vec::new());
-        let mut busy_poll = false;
+        let mut busy_poll = None;
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("net") => net = Some(parse_net(&parser.value()?.string()?)?),
@@ -57,7 +58,8 @@ impl RunArgs {
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
                 Long("fork") => fork = Some(parser.value()?.string()?),
-                Long("busy-poll") => busy_poll = true,
+                Long("busy-poll") => busy_poll = Some(true),
+                Long("no-busy-poll") => busy_poll = Some(false),
                 Value(first) => {
                     command.push(first.string()?);
                     command.extend(parser.raw_args()?.map(|a| a.string()).collect::<Result<Vec<_>, _>>()?);
@@ -122,7 +124,7 @@ impl Plan {
         let home = config.home.unwrap_or_else(|| HOME_ENTRIES.iter().map(|e| (*e).to_owned()).collect());
         let mut mounts = config.mount;
         mounts.extend(args.mounts.iter().cloned());
-        Ok(Plan { net, on_exit, system, home, mounts, busy_poll: args.busy_poll || config.busy_poll })
+        Ok(Plan { net, on_exit, system, home, mounts, busy_poll: args.busy_poll.unwrap_or(config.busy_poll) })
     }
 }
 

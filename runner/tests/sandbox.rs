@@ -286,6 +286,9 @@ fn mirage_toml_and_mount_flags_add_mounts_and_set_defaults() {
     // Busy polling is in effect where this process may open the latency device (root).
     let can_poll = fs::OpenOptions::new().write(true).open("/dev/cpu_dma_latency").is_ok();
     assert_eq!(text(&out.stderr).contains("--busy-poll is not in effect"), !can_poll, "busy_poll from the file");
+    let off = host.run(&["--no-busy-poll"], "true");
+    assert!(off.status.success(), "{}", text(&off.stderr));
+    assert!(!text(&off.stderr).contains("--busy-poll"), "turned off for this run: {}", text(&off.stderr));
     fs::write(host.workspace.path().join("mirage.toml"), "nett = \"none\"\n").unwrap();
     let bad = host.run(&[], "true");
     assert!(!bad.status.success());
