@@ -156,10 +156,7 @@ impl MirageFs {
         R: Send + 'static,
     {
         let served = &self.served;
-        served.pin_reader();
-        if let Some(busy) = &served.busy {
-            busy.request();
-        }
+        served.arrived();
         WAITING.set(Waiting::Refused);
         let result = work(served);
         if WAITING.replace(Waiting::Allowed) != Waiting::GaveUp {
@@ -204,6 +201,15 @@ enum Make {
 }
 
 impl Served {
+    /// Called by a reading thread as it starts on a request the kernel waits for: pins the
+    /// thread the first time and keeps busy polling held.
+    fn arrived(&self) {
+        self.pin_reader();
+        if let Some(busy) = &self.busy {
+            busy.request();
+        }
+    }
+
     /// Pins the calling reading thread to a CPU of its own, the first time it serves: the
     /// kernel wakes a waiting reader for each request, and one on the requesting process's
     /// CPU answers without waking the other CPU (which costs several times the work here).
@@ -638,11 +644,13 @@ impl Filesystem for MirageFs {
     }
 
     fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        self.served.arrived();
         // A session has no hard links: every path is its own entry.
         reply.error(Errno::EPERM);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.served.arrived();
         let fs = &self.served;
         if fs.no_open {
             // "Opened, and never ask again": the kernel then keeps pages across opens.
@@ -729,6 +737,7 @@ impl Filesystem for MirageFs {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        self.served.arrived();
         // Nothing to do on close (writes are in the session already): the kernel stops
         // sending flushes, which saves a round trip per close.
         reply.error(Errno::ENOSYS);
@@ -744,6 +753,7 @@ impl Filesystem for MirageFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.served.arrived();
         if fh.0 & PASSTHROUGH != 0 {
             let mut backing = self.served.backing.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((_, users)) = backing.get_mut(&ino.0) {
@@ -762,6 +772,7 @@ impl Filesystem for MirageFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.served.arrived();
         if self.served.no_opendir {
             // As for files: opened, never ask again, and the kernel keeps listings.
             return reply.error(Errno::ENOSYS);
@@ -843,6 +854,7 @@ impl Filesystem for MirageFs {
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.served.arrived();
         reply.ok();
     }
 
@@ -851,6 +863,7 @@ impl Filesystem for MirageFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.served.arrived();
         // A session has no fixed capacity: report a large, mostly free volume so that tools
         // checking for space proceed.
         const BLOCKS: u64 = 1 << 30;
