@@ -107,6 +107,21 @@ fn on_exit_commit_writes_the_changes_to_the_workspace() {
 #[test]
 fn a_hostile_command_cannot_get_out() {
     let host = Host::new();
+    // Types into a terminal that is its own (a new session's), which the kernel allows: the
+    // sandbox refuses the call on every terminal (on the caller's, it would run commands in
+    // the caller's shell once the sandbox ends).
+    fs::write(
+        host.workspace.path().join("type-into-terminal.py"),
+        "import fcntl, os, sys, termios\n\
+         if os.fork() == 0:\n\
+         \x20   os.setsid()\n\
+         \x20   leader, follower = os.openpty()\n\
+         \x20   fcntl.ioctl(follower, termios.TIOCSCTTY, 0)\n\
+         \x20   fcntl.ioctl(follower, termios.TIOCSTI, b'x')\n\
+         \x20   os._exit(0)\n\
+         sys.exit(os.waitstatus_to_exitcode(os.wait()[1]))\n",
+    )
+    .unwrap();
     let before = host.snapshot();
     let mut outsider = Command::new("sleep").arg("30").spawn().unwrap();
     let home = host.home.path().display().to_string();
@@ -136,9 +151,11 @@ fn a_hostile_command_cannot_get_out() {
         try 'grep -q "CapEff:[[:space:]]*0*[1-9a-f]" /proc/self/status'
         try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
         try 'cat ~/.codex/../secret'
+        try 'python3 {tiocsti}'
         echo done
         "#,
-        pid = outsider.id()
+        pid = outsider.id(),
+        tiocsti = host.workspace.path().join("type-into-terminal.py").display(),
     );
     let out = host.run(&[], &script);
     outsider.kill().unwrap();
@@ -148,6 +165,96 @@ fn a_hostile_command_cannot_get_out() {
     assert!(!stdout.contains("escaped"), "{stdout}");
     assert_eq!(host.snapshot(), before, "the host's files are unchanged");
     assert!(!Path::new("/usr/mirage-escape").exists() && !Path::new("/etc/mirage-escape").exists());
+}
+
+#[test]
+fn what_the_caller_holds_stays_out_of_its_reach() {
+    use std::os::linux::net::SocketAddrExt;
+    let host = Host::new();
+    // An abstract unix socket listening on the host.
+    let socket = format!("mirage-test-{}", std::process::id());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(socket.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&address).unwrap();
+    let script = format!(
+        r#"
+        try() {{ if sh -c "$1" >/dev/null 2>&1; then echo "escaped: $1"; fi; }}
+        try 'test -e /proc/self/fd/9'
+        try 'python3 -c "import socket; socket.socket(socket.AF_UNIX).connect(\"\\0{socket}\")"'
+        try 'python3 -c "import ctypes, sys; libc = ctypes.CDLL(None); sys.exit(libc.syscall(250, 10, ctypes.c_long(-3), b\"user\", b\"mirage-test-key\", 0) < 0)"'
+        echo done
+        "#
+    );
+    // The caller holds a key in its session keyring and a descriptor of its home directory.
+    let caller = format!(
+        "import ctypes, os\n\
+         libc = ctypes.CDLL(None)\n\
+         libc.syscall(250, 1, None)\n\
+         assert libc.syscall(248, b'user', b'mirage-test-key', b'secret', 6, ctypes.c_long(-3)) > 0\n\
+         os.dup2(os.open({home:?}, os.O_RDONLY), 9)\n\
+         os.execv({BIN:?}, ['mirage-run', '--', 'sh', '-c', {script:?}])\n",
+        home = host.home.path().display().to_string(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &caller])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(stdout.ends_with("done\n"), "the script ran to its end: {stdout}\n{}", text(&out.stderr));
+    assert!(!stdout.contains("escaped"), "{stdout}");
+}
+
+#[test]
+fn signals_reach_only_the_sandbox() {
+    use std::os::unix::process::CommandExt;
+    let host = Host::new();
+    // A process of the caller's in the process group the sandbox starts in.
+    let mut outsider = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+    let out = Command::new(BIN)
+        .args(["--on-exit", "discard", "--", "sh", "-c", "kill -KILL 0; sleep 5"])
+        .process_group(outsider.id() as i32)
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    let outsider_lived = outsider.try_wait().unwrap().is_none();
+    outsider.kill().unwrap();
+    outsider.wait().unwrap();
+    assert!(outsider_lived, "the caller's process in the same group is untouched");
+    assert_eq!(out.status.code(), Some(137), "the command was killed, and the runner lived to say so");
+}
+
+#[test]
+fn mounts_nested_in_system_directories_are_read_only_too() {
+    let host = Host::new();
+    let nested = tempfile::tempdir().unwrap();
+    let file = nested.path().join("file");
+    fs::write(&file, "kept\n").unwrap();
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let before = fs::metadata(&file).unwrap();
+    // A host mount below /usr (as Docker puts files below /etc), in a mount namespace of the
+    // test's own.
+    let script = format!(
+        "mount --make-rprivate / && mount --bind {nested} /usr/local && exec {BIN} -- sh -c \
+         'chmod 4777 /usr/local/file; touch -d 2001-01-01 /usr/local/file; echo gone > /usr/local/file; echo done'",
+        nested = nested.path().display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("done"), "{}", text(&out.stderr));
+    let after = fs::metadata(&file).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(after.mode(), before.mode(), "the mode is unchanged");
+    assert_eq!(after.mtime(), before.mtime(), "the times are unchanged");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "kept\n");
 }
 
 #[test]
@@ -250,6 +357,14 @@ fn interactive_programs_get_the_terminal_and_ctrl_c_works() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("/dev/console"), "the terminal is named: {stdout}");
     assert!(stdout.contains("got:hello"), "typed input arrives: {stdout}");
+    // Typing into the caller's terminal is refused: the caller's shell would run it.
+    let out = on_a_terminal(
+        &host,
+        "python3 -c 'import fcntl, termios; fcntl.ioctl(open(\\\"/dev/tty\\\"), termios.TIOCSTI, b\\\"x\\\")'",
+        "",
+        0,
+    );
+    assert!(text(&out.stdout).contains("PermissionError"), "{}", text(&out.stdout));
     let out = on_a_terminal(&host, "sleep 30", "\\003", 800);
     assert_eq!(out.status.code(), Some(130), "Ctrl-C ends the command: {}", text(&out.stdout));
     // A full-screen editor: insert a line, write, quit; the change is committed.

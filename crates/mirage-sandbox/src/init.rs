@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    ABI, Access, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
     path_beneath_rules,
 };
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -197,9 +197,25 @@ fn exec(spec: &Spec) -> ! {
     let argv: Vec<CString> = spec.command.iter().map(|a| cstr(a.as_bytes())).collect();
     let envp: Vec<CString> = spec.env.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect();
     let program = cstr(program.as_os_str().as_bytes());
+    close_inherited();
     let error = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
     eprintln!("mirage-run: cannot run {name}: {error}");
     std::process::exit(if error == nix::errno::Errno::ENOENT { 127 } else { 126 });
+}
+
+/// Closes every descriptor but the standard three: one the caller left open (its current
+/// directory's, say) would reach the host's files around the sandbox's root.
+fn close_inherited() {
+    // SAFETY: closing descriptors of this process, which uses none of them any more.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) } != 0 {
+        let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+            .map(|dir| dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        for fd in open.into_iter().filter(|&fd| fd > 2) {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 /// `name` itself if it has a slash, else the first executable of that name on `path`.
@@ -291,8 +307,26 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
     step("cannot switch to the new root", nix::unistd::pivot_root(".", "."))?;
     step("cannot detach the old root", umount2(".", MntFlags::MNT_DETACH))?;
     step("cannot enter the new root", std::env::set_current_dir("/"))?;
+    own_keyring()?;
     restrict(spec)?;
-    drop_privileges()
+    drop_privileges()?;
+    crate::seccomp::forbid_terminal_input()
+}
+
+/// A session keyring of the sandbox's own: the one inherited from the caller may hold its
+/// secrets (tokens added with `keyctl`), which the command could otherwise read.
+fn own_keyring() -> Result<(), String> {
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a null name creates and joins a new, anonymous
+    // session keyring for this process; nothing is passed by reference.
+    let joined =
+        unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) };
+    match std::io::Error::last_os_error().raw_os_error() {
+        _ if joined >= 0 => Ok(()),
+        // Keyrings are not available here at all (a container's seccomp policy, say): the
+        // command cannot reach the caller's either.
+        Some(libc::ENOSYS | libc::EPERM) => Ok(()),
+        _ => Err(format!("cannot give the sandbox a keyring of its own: {}", std::io::Error::last_os_error())),
+    }
 }
 
 /// A private `/tmp`, through which workspaces that live below `/tmp` stay visible: each is
@@ -320,8 +354,10 @@ fn private_tmp(spec: &Spec) -> Result<(), String> {
     Ok(())
 }
 
-/// Binds the host's `path` onto the same path in the new root; read-only unless `writable`,
-/// keeping the flags the kernel locks (nosuid, nodev, noexec) as they are on the host.
+/// Binds the host's `path` onto the same path in the new root, with every mount below it;
+/// read-only unless `writable`, the mounts below included (a host mount nested in `/etc`
+/// would otherwise stay writable: Landlock does not cover chmod or utimes). The flags the
+/// kernel locks (nosuid, nodev, noexec) stay as they are on the host.
 fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
     let target = inside(path);
     let none: Option<&str> = None;
@@ -343,23 +379,25 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
     if writable {
         return Ok(());
     }
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-    if let Ok(st) = nix::sys::statvfs::statvfs(path) {
-        use nix::sys::statvfs::FsFlags;
-        for (fs, ms) in [
-            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        ] {
-            if st.flags().contains(fs) {
-                flags |= ms;
-            }
-        }
+    let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let c_target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| format!("cannot make {} read-only: a NUL in its path", path.display()))?;
+    // SAFETY: a NUL-terminated path and an attribute struct that live across the call, with
+    // the struct's size.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if done != 0 {
+        return Err(format!("cannot make {} read-only: {}", path.display(), std::io::Error::last_os_error()));
     }
-    step(&format!("cannot make {} read-only", path.display()), mount(none, &target, none, flags, none))
+    Ok(())
 }
 
 /// Hides the bound file `path` behind an empty, read-only one.
@@ -437,6 +475,9 @@ fn restrict(spec: &Spec) -> Result<(), String> {
     let tcp = matches!(spec.net, Net::TcpPorts(_));
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
+        // Signals reach only the sandbox's own processes (not the runner, nor the caller's
+        // shell in the same process group), and abstract unix sockets only its own.
+        .and_then(|r| r.scope(Scope::Signal | Scope::AbstractUnixSocket))
         .and_then(|r| if tcp { r.handle_access(AccessNet::from_all(ABI::V4)) } else { Ok(r) })
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))

@@ -9,17 +9,20 @@
 //! 1. opens `/dev/fuse` inside the new user namespace, mounts it, and hands the descriptor
 //!    to the supervisor ([`Sandbox::take_fuse_fd`]), which serves it and says so
 //!    ([`Sandbox::proceed`]);
-//! 2. binds the listed host paths onto the FUSE root (read-only unless writable), builds a
-//!    minimal `/dev`, mounts a new `/proc` and a private `/tmp`;
+//! 2. binds the listed host paths onto the FUSE root (read-only unless writable, the mounts
+//!    below them too), builds a minimal `/dev`, mounts a new `/proc` and a private `/tmp`;
 //! 3. makes the FUSE root its `/` (`pivot_root`) and detaches the old root: nothing else of
 //!    the host is reachable;
-//! 4. restricts writes with Landlock to the writable paths (no mounts either), drops every
-//!    capability and sets `no_new_privs`;
-//! 5. runs the command, reaps every process that ends in the sandbox, forwards SIGTERM and
+//! 4. gives itself a session keyring of its own, restricts writes with Landlock to the
+//!    writable paths (no mounts either) and scopes signals and abstract unix sockets to the
+//!    sandbox, drops every capability, sets `no_new_privs`, and refuses `TIOCSTI` and
+//!    `TIOCLINUX` with seccomp (the command keeps the caller's terminal);
+//! 5. runs the command (with no descriptor but the standard three), reaps every process that ends in the sandbox, forwards SIGTERM and
 //!    SIGHUP, and exits with the command's status, which [`Sandbox::wait`] returns.
 
 mod fdpass;
 mod init;
+mod seccomp;
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
