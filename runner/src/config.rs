@@ -22,12 +22,38 @@
 //!
 //! Command-line options win over the file; `--mount PATH=SOURCE` and `--mount-ro` add to its
 //! mounts.
+//!
+//! The file decides what a sandbox may reach, so a session that changes one is not committed
+//! by `mirage-run` ([`refuse_policy_changes`]): an agent that wrote it could otherwise widen
+//! its next run's sandbox (a mount of `/`, say).
 
 use std::path::{Path, PathBuf};
 
+use mirage_core::Change;
 use serde::Deserialize;
 
 use crate::{Failure, UsageError};
+
+/// The configuration file's name, in a workspace or the user's configuration directory.
+const FILE_NAME: &str = "mirage.toml";
+
+/// Refuses to commit the session `name` when its `changes` touch a `mirage.toml` (anywhere:
+/// a workspace may be any directory below the one committed into). The session keeps its
+/// changes.
+pub(crate) fn refuse_policy_changes(changes: &[Change], name: &str) -> Result<(), Failure> {
+    let touched: Vec<String> =
+        changes.iter().filter(|c| c.path.file_name() == Some(FILE_NAME)).map(|c| c.path.to_string()).collect();
+    if touched.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Run(format!(
+        "not committing '{name}': it changes {}, which sets what mirage-run's sandbox may reach (an agent \
+         could widen its own next sandbox this way). The session keeps all its changes: review them \
+         (mirage-run diff {name} --text), make the change yourself if you want it, and take it out of the \
+         session (mirage-run mount DIR --session {name}) or abort the session",
+        touched.join(", ")
+    )))
+}
 
 /// The configuration of a run.
 #[derive(Debug, Default, Deserialize)]
@@ -100,8 +126,8 @@ pub(crate) fn load(workspace: &Path) -> Result<Config, Failure> {
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|d| d.join("mirage/mirage.toml"));
-    let Some(file) = std::iter::once(workspace.join("mirage.toml")).chain(user).find(|f| f.is_file()) else {
+        .map(|d| d.join("mirage").join(FILE_NAME));
+    let Some(file) = std::iter::once(workspace.join(FILE_NAME)).chain(user).find(|f| f.is_file()) else {
         return Ok(Config::default());
     };
     let text =

@@ -103,7 +103,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     }
     let on_exit = args.on_exit.unwrap_or(if args.session.is_some() { OnExit::Keep } else { OnExit::Discard });
     let runtime = tokio::runtime::Runtime::new().map_err(|e| fail("cannot start", &e))?;
-    let (session, workspace, _claim) = match &args.session {
+    let (session, workspace, claim) = match &args.session {
         // A session of the store (as `mirage-run --session` makes them): its whole tree, with
         // its workspace at its own path.
         Some(name) => {
@@ -165,7 +165,8 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     } else {
         drop(served);
     }
-    finish(&runtime, &session, &workspace, on_exit, false)
+    let stored = claim.is_some();
+    finish(&runtime, &session, &workspace, on_exit, false, stored)
 }
 
 /// What an unprivileged user needs to mount, as this machine stands.

@@ -31,13 +31,16 @@ impl OnExit {
 }
 
 /// Reports what the session changed and applies `on_exit`; a session made for this run
-/// (`created`) is dropped once its changes are committed or discarded.
+/// (`created`) is dropped once its changes are committed or discarded. A session of the
+/// store (`stored`: an agent may have written it) that changes a `mirage.toml` is kept
+/// instead of committed.
 pub(crate) fn finish(
     runtime: &tokio::runtime::Runtime,
     session: &Session,
     source: &Path,
     on_exit: OnExit,
     created: bool,
+    stored: bool,
 ) -> Result<ExitCode, Failure> {
     let changes =
         runtime.block_on(session.diff()).map_err(|e| Failure::Run(format!("cannot list the changes: {e}")))?;
@@ -66,6 +69,13 @@ pub(crate) fn finish(
                 Some(parent) => format!("session '{parent}'"),
                 None => source.display().to_string(),
             };
+            if stored
+                && let Err(refused) =
+                    crate::config::refuse_policy_changes(&changes, &session.name().unwrap_or_default())
+            {
+                session.flush().map_err(|e| Failure::Run(format!("cannot save the session: {e}")))?;
+                return Err(refused);
+            }
             eprintln!("mirage-run: {summary}: committing to {into} ...");
             let report = runtime
                 .block_on(session.commit(CommitOptions::default()))

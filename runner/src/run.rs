@@ -206,7 +206,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let code = sandbox.wait().map_err(|e| Failure::Run(format!("the sandbox failed: {e}")))?;
     drop(relay);
     drop(served);
-    finish(&runtime, &session, &workspace, plan.on_exit, run.created)?;
+    finish(&runtime, &session, &workspace, plan.on_exit, run.created, true)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 

@@ -261,6 +261,10 @@ fn commit(
         (None, Some(workspace)) => workspace.display().to_string(),
         (None, None) => "its resources".to_owned(),
     };
+    let changes = runtime
+        .block_on(session.diff())
+        .map_err(|e| Failure::Run(format!("cannot list the changes of '{name}': {e}")))?;
+    crate::config::refuse_policy_changes(&changes, name)?;
     let options = CommitOptions { message, ..CommitOptions::default() };
     let report = runtime.block_on(session.commit(options)).map_err(|e| {
         if e.kind() == ErrorKind::Conflict {

@@ -374,6 +374,36 @@ fn interactive_programs_get_the_terminal_and_ctrl_c_works() {
 }
 
 #[test]
+fn a_session_that_changes_mirage_toml_is_not_committed() {
+    let host = Host::new();
+    let before = host.snapshot();
+    // An agent widening its next sandbox: the host's root as a mount.
+    let widen = "mkdir -p sub && printf '[[mount]]\\npath = \"/hostroot\"\\nsource = \"local:/\"\\n' | tee mirage.toml > sub/mirage.toml";
+    let out = host.run(&["--on-exit", "commit"], widen);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not committing") && stderr.contains("/sub/mirage.toml"), "{stderr}");
+    assert_eq!(host.snapshot(), before, "nothing reached the workspace");
+    // The session kept its changes, and committing it by name is refused the same way.
+    let commit = Command::new(BIN)
+        .args(["commit", "run-1"])
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    assert!(!commit.status.success());
+    assert!(text(&commit.stderr).contains("not committing 'run-1'"), "{}", text(&commit.stderr));
+    assert_eq!(host.snapshot(), before);
+    let diff = Command::new(BIN)
+        .args(["diff", "run-1"])
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    assert!(text(&diff.stdout).contains("mirage.toml"), "{}", text(&diff.stdout));
+}
+
+#[test]
 fn mirage_toml_and_mount_flags_add_mounts_and_set_defaults() {
     let host = Host::new();
     let data = tempfile::tempdir().unwrap();
