@@ -32,6 +32,7 @@ use mirage_core::{DirEntry, Metadata, Session, VPath};
 use crate::attr::{Owner, child, errno, file_attr, kind, negative_attr, orphan_attr};
 use crate::busy::BusyPolling;
 use crate::inodes::{Inodes, Orphan, SharedOrphan, Target};
+use crate::sparse::{CHUNK, MAX_SIZE, Piece, Sparse};
 
 thread_local! {
     /// The mount this thread is answering a request of (0 when none): changes made by the
@@ -258,15 +259,40 @@ impl Served {
     /// Writes into a removed file's own copy of its content.
     fn write_orphan(&self, orphan: &SharedOrphan, offset: u64, data: &[u8], append: bool) -> Result<(), Errno> {
         let mut o = lock(orphan);
-        let content = self.materialize(&mut o)?;
-        let start = if append { content.len() } else { usize::try_from(offset).map_err(|_| Errno::EFBIG)? };
-        let end = start + data.len();
-        if content.len() < end {
-            content.resize(end, 0);
+        let start = if append { o.size() } else { offset };
+        if start.checked_add(data.len() as u64).is_none_or(|end| end > MAX_SIZE) {
+            return Err(Errno::EFBIG);
         }
-        content[start..end].copy_from_slice(data);
-        o.mtime = SystemTime::now();
+        let Orphan { snapshot, data: content, mtime, .. } = &mut *o;
+        let content = content.get_or_insert_with(|| Sparse::new(snapshot.metadata().size));
+        // Reading the old bytes may wait; filling a chunk with them changes nothing seen.
+        for index in content.to_fill(start, data.len() as u64) {
+            content.fill(index, &self.run(snapshot.read(index * CHUNK, CHUNK))?);
+        }
+        content.write(start, data);
+        *mtime = SystemTime::now();
         Ok(())
+    }
+
+    /// Reads up to `len` bytes at `offset` of a removed file.
+    fn read_orphan(&self, orphan: &Orphan, offset: u64, len: u64) -> Result<bytes::Bytes, Errno> {
+        let Some(content) = &orphan.data else {
+            return self.run(orphan.snapshot.read(offset, len));
+        };
+        let mut out = Vec::new();
+        for piece in content.pieces(offset, len) {
+            match piece {
+                Piece::Written(bytes) => out.extend_from_slice(bytes),
+                Piece::Snapshot { offset, len } => {
+                    let bytes = self.run(orphan.snapshot.read(offset, len))?;
+                    let end = out.len() + len as usize;
+                    out.extend_from_slice(&bytes[..bytes.len().min(len as usize)]);
+                    out.resize(end, 0);
+                }
+                Piece::Zeros(n) => out.resize(out.len() + n as usize, 0),
+            }
+        }
+        Ok(out.into())
     }
 
     /// Runs a session operation for the kernel: to its end, or, on a reading thread, only
@@ -331,15 +357,6 @@ impl Served {
         }
     }
 
-    /// An orphan's content as bytes of its own, copied from its snapshot the first time.
-    fn materialize<'o>(&self, orphan: &'o mut Orphan) -> Result<&'o mut Vec<u8>, Errno> {
-        if orphan.data.is_none() {
-            let content = self.run(orphan.snapshot.read(0, orphan.snapshot.metadata().size))?;
-            orphan.data = Some(content.to_vec());
-        }
-        Ok(orphan.data.as_mut().expect("just filled"))
-    }
-
     fn new_handle(&self, append: bool) -> FileHandle {
         FileHandle((self.next_handle.fetch_add(1, Ordering::Relaxed) << 2) | if append { APPEND } else { 0 })
     }
@@ -377,7 +394,11 @@ impl Served {
             Target::Orphan(orphan) => {
                 let mut o = lock(&orphan);
                 if let Some(size) = size {
-                    self.materialize(&mut o)?.resize(usize::try_from(size).map_err(|_| Errno::EFBIG)?, 0);
+                    if size > MAX_SIZE {
+                        return Err(Errno::EFBIG);
+                    }
+                    let snapshot_len = o.snapshot.metadata().size;
+                    o.data.get_or_insert_with(|| Sparse::new(snapshot_len)).truncate(size);
                 }
                 if let Some(mode) = mode {
                     o.mode = mode & 0o7777;
@@ -686,17 +707,7 @@ impl Filesystem for MirageFs {
             reply,
             move |fs| match fs.inodes.target(ino)? {
                 Target::Path(path) => fs.run(fs.session.read(path.as_str(), offset, u64::from(size))),
-                Target::Orphan(orphan) => {
-                    let o = lock(&orphan);
-                    match &o.data {
-                        Some(data) => {
-                            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
-                            let end = start.saturating_add(size as usize).min(data.len());
-                            Ok(bytes::Bytes::copy_from_slice(&data[start..end]))
-                        }
-                        None => fs.run(o.snapshot.read(offset, u64::from(size))),
-                    }
-                }
+                Target::Orphan(orphan) => fs.read_orphan(&lock(&orphan), offset, u64::from(size)),
             },
             |_, reply, result| match result {
                 Ok(data) => reply.data(&data),

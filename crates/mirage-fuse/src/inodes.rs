@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use fuser::{Errno, INodeNo};
 use mirage_core::{FileSnapshot, VPath};
 
+use crate::sparse::Sparse;
+
 /// A file removed (or replaced by a rename) while the kernel still holds it (open, most
 /// likely): its content lives on until the kernel forgets it, as POSIX promises for unlinked
 /// files that are still open.
@@ -15,8 +17,8 @@ use mirage_core::{FileSnapshot, VPath};
 pub(crate) struct Orphan {
     /// The content when it was removed, shared with the session.
     pub(crate) snapshot: FileSnapshot,
-    /// The content once written to after the removal (copied from the snapshot first).
-    pub(crate) data: Option<Vec<u8>>,
+    /// The content once changed after the removal (the snapshot shows where it was not).
+    pub(crate) data: Option<Sparse>,
     pub(crate) mode: u32,
     pub(crate) mtime: SystemTime,
 }
@@ -30,7 +32,7 @@ impl Orphan {
 
     /// The current size.
     pub(crate) fn size(&self) -> u64 {
-        self.data.as_ref().map_or(self.snapshot.metadata().size, |d| d.len() as u64)
+        self.data.as_ref().map_or(self.snapshot.metadata().size, Sparse::size)
     }
 }
 

@@ -30,6 +30,7 @@ mod busy;
 mod fs;
 mod inodes;
 mod invalidate;
+mod sparse;
 
 use std::io;
 use std::os::fd::OwnedFd;

@@ -241,6 +241,36 @@ fn unlink_removes_files_only_and_open_files_live_on() {
 }
 
 #[test]
+fn an_open_removed_file_grows_sparse() {
+    use std::os::unix::fs::FileExt;
+    let m = Mounted::new();
+    fs::write(m.path("f"), "head").unwrap();
+    let open = OpenOptions::new().read(true).write(true).open(m.path("f")).unwrap();
+    fs::remove_file(m.path("f")).unwrap();
+    // An exabyte, as on a filesystem with sparse files: it costs the server nothing.
+    let huge = 1u64 << 62;
+    open.set_len(huge).unwrap();
+    open.write_all_at(b"tail", huge - 4).unwrap();
+    open.write_all_at(b"mid", 100_000).unwrap();
+    assert_eq!(open.metadata().unwrap().len(), huge);
+    let mut buf = [1u8; 8];
+    open.read_exact_at(&mut buf, huge - 8).unwrap();
+    assert_eq!(&buf, b"\0\0\0\0tail");
+    open.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"head\0\0\0\0", "the old bytes, then the hole");
+    open.read_exact_at(&mut buf, 99_998).unwrap();
+    assert_eq!(&buf, b"\0\0mid\0\0\0");
+    // The largest size a file may have.
+    open.write_all_at(b"z", i64::MAX as u64 - 1).unwrap();
+    assert_eq!(open.metadata().unwrap().len(), i64::MAX as u64);
+    open.set_len(2).unwrap();
+    open.set_len(6).unwrap();
+    open.read_exact_at(&mut buf[..6], 0).unwrap();
+    assert_eq!(&buf[..6], b"he\0\0\0\0", "what grows again reads as zeros");
+    assert!(m.path("").metadata().is_ok(), "the server is still serving");
+}
+
+#[test]
 fn utimensat_sets_given_times_and_now() {
     let m = Mounted::new();
     let f = m.path("f");
