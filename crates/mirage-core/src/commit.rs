@@ -20,7 +20,10 @@ use crate::session::{CommitOptions, CommitReport, Found, Session};
 use crate::state::Record;
 
 /// How much of a file one read of a commit's content stream fetches.
-const STREAM_PIECE: u64 = 1024 * 1024;
+const STREAM_PIECE: u64 = crate::resource::HOLE_PIECE as u64;
+
+/// The largest side [`Session::diff_text`] shows.
+pub const TEXT_DIFF_LIMIT: u64 = 8 << 20;
 
 /// Whether a path was added, modified or deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -177,7 +180,8 @@ impl Session {
     }
 
     /// A unified diff of the file at `path` between the session's starting point and now
-    /// (`Binary files differ` for content that is not UTF-8 text).
+    /// (`Binary files differ` for content that is not UTF-8 text; a note instead for a side
+    /// larger than [`TEXT_DIFF_LIMIT`]).
     ///
     /// # Errors
     /// `NotFound` once aborted; a resource's error while reading old content.
@@ -185,18 +189,23 @@ impl Session {
         let path = self.abs(path)?;
         let base = self.hub.lock().state.session(self.id)?.touched.get(&path).cloned();
         let view = self.view()?;
+        // One byte past the limit tells a side that is too large, without reading it all.
+        let most = TEXT_DIFF_LIMIT + 1;
         let old = match base {
-            Some(Some(node)) if !node.is_clean() => self.read_found(&path, &Found::Node(node), 0, u64::MAX).await.ok(),
+            Some(Some(node)) if !node.is_clean() => self.read_found(&path, &Found::Node(node), 0, most).await.ok(),
             _ => match self.hub.route(&path) {
-                Route::Resource(mount, inner) => mount.resource().read(&inner, 0, u64::MAX).await.ok(),
+                Route::Resource(mount, inner) => mount.resource().read(&inner, 0, most).await.ok(),
                 _ => None,
             },
         };
         let new = match view.get(&path) {
-            Some(node) => self.read_found(&path, &Found::Node(node.clone()), 0, u64::MAX).await.ok(),
+            Some(node) => self.read_found(&path, &Found::Node(node.clone()), 0, most).await.ok(),
             None => old.clone(),
         };
         let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
+        if old.len() as u64 > TEXT_DIFF_LIMIT || new.len() as u64 > TEXT_DIFF_LIMIT {
+            return Ok(format!("Files a{path} and b{path}: larger than {} MiB, not shown\n", TEXT_DIFF_LIMIT >> 20));
+        }
         match (std::str::from_utf8(&old), std::str::from_utf8(&new)) {
             (Ok(a), Ok(b)) if !a.contains('\0') && !b.contains('\0') => Ok(similar::TextDiff::from_lines(a, b)
                 .unified_diff()
@@ -538,8 +547,12 @@ impl Session {
                 if offset >= size {
                     return None;
                 }
-                let piece = session.read_file_data(&path, &file, offset, STREAM_PIECE).await;
                 let next = offset + STREAM_PIECE;
+                // A stretch of a sparse file never written is handed on as a hole.
+                if let [crate::overlay::Segment::Zero(n)] = file.plan_read(offset, STREAM_PIECE)[..] {
+                    return Some((Ok(crate::resource::hole(n as usize)), next));
+                }
+                let piece = session.read_file_data(&path, &file, offset, STREAM_PIECE).await;
                 Some((piece, next))
             }
         })

@@ -43,13 +43,15 @@ pub enum ErrorKind {
     Unsupported,
     /// Input/output failure in a resource or the store (`EIO`).
     Io,
+    /// A file would grow past the largest size a session holds (`EFBIG`).
+    FileTooLarge,
     /// A commit lost a race: the paths it names were changed by someone else first.
     Conflict,
 }
 
 impl ErrorKind {
     /// Every kind, for tables and conversions.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::NotADirectory,
@@ -63,6 +65,7 @@ impl ErrorKind {
         ErrorKind::FilesystemLoop,
         ErrorKind::Unsupported,
         ErrorKind::Io,
+        ErrorKind::FileTooLarge,
         ErrorKind::Conflict,
     ];
 
@@ -91,6 +94,7 @@ impl ErrorKind {
             ErrorKind::FilesystemLoop => libc::ELOOP,
             ErrorKind::Unsupported => libc::ENOTSUP,
             ErrorKind::Io => libc::EIO,
+            ErrorKind::FileTooLarge => libc::EFBIG,
             ErrorKind::Conflict => libc::EBUSY,
         }
     }
@@ -111,6 +115,7 @@ impl ErrorKind {
             ErrorKind::FilesystemLoop => "ELOOP",
             ErrorKind::Unsupported => "ENOTSUP",
             ErrorKind::Io => "EIO",
+            ErrorKind::FileTooLarge => "EFBIG",
             ErrorKind::Conflict => "ECONFLICT",
         }
     }
@@ -130,6 +135,7 @@ impl ErrorKind {
             libc::EXDEV => ErrorKind::CrossesDevices,
             libc::ELOOP => ErrorKind::FilesystemLoop,
             libc::ENOTSUP => ErrorKind::Unsupported,
+            libc::EFBIG => ErrorKind::FileTooLarge,
             _ => ErrorKind::Io,
         }
     }
@@ -149,6 +155,7 @@ impl ErrorKind {
             ErrorKind::FilesystemLoop => "too many levels of symbolic links",
             ErrorKind::Unsupported => "operation not supported",
             ErrorKind::Io => "input/output error",
+            ErrorKind::FileTooLarge => "file too large",
             ErrorKind::Conflict => "conflict",
         }
     }

@@ -63,14 +63,16 @@ mod state;
 mod store;
 mod watch;
 
-pub use commit::{Change, ChangeKind};
+pub use commit::{Change, ChangeKind, TEXT_DIFF_LIMIT};
 pub use error::{Error, ErrorKind, Result};
 pub use local::LocalResource;
 pub use memory::MemoryResource;
 pub use mount::{Mount, MountOptions, MountTable};
+pub use ops::MAX_FILE_SIZE;
 pub use path::VPath;
 pub use resource::{
-    ByteStream, Capabilities, DirEntry, FileType, Metadata, Precondition, Resource, Staged, Update, Version,
+    ByteStream, Capabilities, DirEntry, FileType, Metadata, Precondition, Resource, Staged, Update, Version, hole,
+    is_hole,
 };
 pub use session::{CommitOptions, CommitReport, Mirage, Session, SessionInfo};
 pub use snapshot::FileSnapshot;

@@ -451,10 +451,16 @@ impl Resource for LocalResource {
             let mut offset = 0;
             while let Some(chunk) = content.next().await {
                 let chunk = chunk?;
-                pwrite_all(fd.as_raw_fd(), &chunk, offset).map_err(|e| Error::io("put", e).with_path(path.clone()))?;
+                // Holes stay holes: the file is sparse, as it was in the session.
+                if !crate::resource::is_hole(&chunk) {
+                    pwrite_all(fd.as_raw_fd(), &chunk, offset)
+                        .map_err(|e| Error::io("put", e).with_path(path.clone()))?;
+                }
                 offset += chunk.len() as u64;
             }
-            check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })
+            // SAFETY: plain calls on a descriptor this function owns.
+            check(unsafe { libc::ftruncate(fd.as_raw_fd(), offset as libc::off_t) })
+                .and_then(|_| check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }))
                 .and_then(|_| check(unsafe { libc::fsync(fd.as_raw_fd()) }))
                 .map_err(|e| Error::io("put", e).with_path(path.clone()))?;
             let current = match self.stat(path).await {

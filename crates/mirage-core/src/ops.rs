@@ -16,6 +16,10 @@ use crate::resource::FileType;
 use crate::session::{Found, Hub, Session};
 use crate::state::Record;
 
+/// The largest file a session holds: 16 TiB, ext4's limit. A sparse file grown further could
+/// be committed to few filesystems, and writing out its holes would take hours.
+pub const MAX_FILE_SIZE: u64 = 1 << 44;
+
 fn err(kind: ErrorKind, op: &'static str, path: &VPath) -> Error {
     Error::new(kind, op).with_path(path.clone())
 }
@@ -162,7 +166,7 @@ impl Session {
         &self,
         path: &str,
         op: &'static str,
-        at: impl FnOnce(u64) -> Option<u64>,
+        at: impl Fn(u64) -> Option<u64>,
         data: Bytes,
     ) -> Result<()> {
         let path = self.abs(path)?;
@@ -178,6 +182,14 @@ impl Session {
         let in_overlay = matches!(found, Found::Node(_));
         let mut node = self.copy_up(&path, &found).await?;
         let NodeKind::File(file) = &mut node.kind else { unreachable!("checked to be a file") };
+        let grows_to = match at(file.size) {
+            Some(offset) => offset.checked_add(data.len() as u64),
+            None => data.as_ref().try_into().ok().map(u64::from_le_bytes),
+        };
+        if grows_to.is_none_or(|size| size > MAX_FILE_SIZE) {
+            return Err(err(ErrorKind::FileTooLarge, op, &path)
+                .with_detail(format!("a file in a session holds at most {MAX_FILE_SIZE} bytes (16 TiB)")));
+        }
         let (size, chunks) = match at(file.size) {
             Some(offset) => {
                 let mut fills = Vec::new();

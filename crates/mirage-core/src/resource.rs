@@ -122,8 +122,30 @@ pub enum Precondition {
     Version(Version),
 }
 
-/// A stream of content chunks, used to hand whole files to [`Resource::put`].
+/// A stream of content chunks, used to hand whole files to [`Resource::put`]. A chunk made
+/// by [`hole`] is zeros the file never had written (a sparse file's hole): a resource may
+/// skip it (leaving a hole of its own) where others write it as the zeros it reads as.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// The zeros [`hole`] hands out, shared.
+static ZEROS: [u8; HOLE_PIECE] = [0; HOLE_PIECE];
+
+/// The longest [`hole`].
+pub const HOLE_PIECE: usize = 1 << 20;
+
+/// `len` zero bytes that mark a hole in a [`ByteStream`] (at most [`HOLE_PIECE`]); they
+/// cost no allocation.
+///
+/// # Panics
+/// When `len` exceeds [`HOLE_PIECE`].
+pub fn hole(len: usize) -> Bytes {
+    Bytes::from_static(&ZEROS[..len])
+}
+
+/// Whether `chunk` was made by [`hole`] (not merely zeros).
+pub fn is_hole(chunk: &Bytes) -> bool {
+    !chunk.is_empty() && ZEROS.as_ptr_range().contains(&chunk.as_ptr())
+}
 
 /// What a whole commit ([`Resource::commit_whole`]) makes of one path.
 pub enum Update {

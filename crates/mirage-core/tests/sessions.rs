@@ -643,3 +643,36 @@ async fn default_fork_names_are_unique_and_reuse_freed_numbers() {
     assert_eq!(again.name().unwrap(), names[41], "the first free number is reused");
     assert_eq!(forks[7].fork().unwrap().name().unwrap(), format!("{}.1", names[7]));
 }
+
+#[tokio::test]
+async fn a_sparse_file_is_committed_sparse_and_sizes_are_bounded() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
+    let root = mirage.create_session("main").unwrap();
+    root.write_file("/w/sparse", "head").await.unwrap();
+    let size = 64u64 << 30;
+    root.truncate("/w/sparse", size).await.unwrap();
+    root.write("/w/sparse", size - 4, "tail").await.unwrap();
+    // Past the largest file a session holds.
+    for e in [
+        root.truncate("/w/sparse", mirage_core::MAX_FILE_SIZE + 1).await.unwrap_err(),
+        root.write("/w/sparse", mirage_core::MAX_FILE_SIZE - 1, "xy").await.unwrap_err(),
+    ] {
+        assert_eq!((e.kind(), e.kind().code()), (ErrorKind::FileTooLarge, "EFBIG"), "{e}");
+    }
+    let text = root.diff_text("/w/sparse").await.unwrap();
+    assert!(text.contains("larger than 8 MiB, not shown"), "{text}");
+    root.commit(CommitOptions::default()).await.unwrap();
+    let meta = std::fs::metadata(dir.path().join("sparse")).unwrap();
+    assert_eq!(meta.len(), size);
+    assert!(meta.blocks() * 512 < 16 << 20, "the holes stayed holes: {} blocks", meta.blocks());
+    let mut ends = [0u8; 4];
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(dir.path().join("sparse")).unwrap();
+    file.read_exact_at(&mut ends, 0).unwrap();
+    assert_eq!(&ends, b"head");
+    file.read_exact_at(&mut ends, size - 4).unwrap();
+    assert_eq!(&ends, b"tail");
+}
