@@ -41,8 +41,11 @@ const FILE_NAME: &str = "mirage.toml";
 /// a workspace may be any directory below the one committed into). The session keeps its
 /// changes.
 pub(crate) fn refuse_policy_changes(changes: &[Change], name: &str) -> Result<(), Failure> {
-    let touched: Vec<String> =
-        changes.iter().filter(|c| c.path.file_name() == Some(FILE_NAME)).map(|c| c.path.to_string()).collect();
+    let touched: Vec<String> = changes
+        .iter()
+        .filter(|c| c.path.file_name() == Some(FILE_NAME))
+        .map(|c| crate::report::escaped(c.path.as_str(), false).into_owned())
+        .collect();
     if touched.is_empty() {
         return Ok(());
     }

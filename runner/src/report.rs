@@ -1,5 +1,6 @@
 //! What a session changed, told when it ends, and what happens to the changes then.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -87,4 +88,42 @@ pub(crate) fn finish(
         session.abort().map_err(|e| Failure::Run(format!("cannot drop the finished session: {e}")))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` as it is safe to print for someone reviewing an agent's work: control characters
+/// (escape sequences could rewrite or hide what the terminal shows) and bidirectional
+/// overrides (which reorder it) are written as escapes, such as `\x1b` and `\u{202e}`.
+/// Line breaks and tabs stay when `lines` (a diff's text), not in a name.
+pub(crate) fn escaped(text: &str, lines: bool) -> Cow<'_, str> {
+    let hidden = |c: char| {
+        let kept = lines && (c == '\n' || c == '\t');
+        (c.is_control() && !kept)
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            c if !hidden(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escaped;
+
+    #[test]
+    fn names_and_diffs_print_without_terminal_controls() {
+        assert_eq!(escaped("plain/name.txt", false), "plain/name.txt");
+        assert_eq!(escaped("a\x1b[2K\rM README", false), "a\\x1b[2K\\x0dM README");
+        assert_eq!(escaped("line\nnext", false), "line\\x0anext");
+        assert_eq!(escaped("+ok\tx\n-\u{202e}gnp.exe\n", true), "+ok\tx\n-\\u{202e}gnp.exe\n");
+        assert_eq!(escaped("\u{9b}31m", false), "\\u{009b}31m");
+    }
 }

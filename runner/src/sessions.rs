@@ -15,6 +15,7 @@ use std::sync::Arc;
 use lexopt::ValueExt;
 use mirage_core::{ChangeKind, CommitOptions, ErrorKind, LocalResource, Mirage, MountOptions, Session};
 
+use crate::report::escaped;
 use crate::{Failure, UsageError};
 
 /// The file naming each root session's workspace.
@@ -235,13 +236,17 @@ fn diff(runtime: &tokio::runtime::Runtime, session: &Session, text: bool) -> Res
             ChangeKind::Modified => "M",
             ChangeKind::Deleted => "D",
         };
-        println!("{mark} {}", c.path);
+        println!("{mark} {}", escaped(c.path.as_str(), false));
     }
     if text {
         for c in changes.iter().filter(|c| c.file_type == mirage_core::FileType::File) {
             match runtime.block_on(session.diff_text(c.path.as_str())) {
-                Ok(patch) => print!("{patch}"),
-                Err(e) => eprintln!("mirage-run: no text diff of {}: {e}", c.path),
+                Ok(patch) => print!("{}", escaped(&patch, true)),
+                Err(e) => eprintln!(
+                    "mirage-run: no text diff of {}: {}",
+                    escaped(c.path.as_str(), false),
+                    escaped(&e.to_string(), false)
+                ),
             }
         }
     }
@@ -268,7 +273,7 @@ fn commit(
     let options = CommitOptions { message, ..CommitOptions::default() };
     let report = runtime.block_on(session.commit(options)).map_err(|e| {
         if e.kind() == ErrorKind::Conflict {
-            let paths: Vec<String> = e.conflicts().iter().map(ToString::to_string).collect();
+            let paths: Vec<String> = e.conflicts().iter().map(|p| escaped(p.as_str(), false).into_owned()).collect();
             Failure::Run(format!(
                 "'{name}' lost: {into} changed since it forked, at {} (the session keeps all its changes)",
                 paths.join(", ")
