@@ -26,7 +26,11 @@ const SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32
 /// Entries of the home directory agents need for their login and caches, bound read-write
 /// when they exist.
 const HOME_ENTRIES: &[&str] =
-    &[".codex", ".claude", ".claude.json", ".config/gh", ".gitconfig", ".npm", ".cache", ".cargo", ".rustup"];
+    &[".codex", ".claude", ".claude.json", ".config/gh", ".npm", ".cache", ".cargo", ".rustup"];
+
+/// Entries of the home directory bound read-only when they exist (unless `home` lists them):
+/// what the host's own tools take commands from, and agents only read.
+const HOME_READ_ONLY: &[&str] = &[".gitconfig"];
 
 /// The arguments of `mirage-run [options] -- COMMAND`.
 #[derive(Debug)]
@@ -307,7 +311,9 @@ async fn skeleton(
     }
     if let Some(home) = home {
         mkdir_all(&tree, home).await?;
-        for entry in &plan.home {
+        let read_only = HOME_READ_ONLY.iter().filter(|e| !plan.home.iter().any(|h| h == *e));
+        let entries = plan.home.iter().map(|e| (e.as_str(), true)).chain(read_only.map(|e| (*e, false)));
+        for (entry, writable) in entries {
             let host = home.join(entry);
             let Ok(meta) = std::fs::metadata(&host) else { continue };
             if let Some(parent) = host.parent() {
@@ -318,7 +324,7 @@ async fn skeleton(
             } else {
                 tree.create(&vpath(&host)?, 0o600).await?;
             }
-            binds.push(Bind { path: host, writable: true });
+            binds.push(Bind { path: host, writable });
         }
     }
     Ok((tree, binds))

@@ -24,6 +24,7 @@ impl Host {
         fs::write(home.path().join("secret"), "the host's secret\n").unwrap();
         fs::create_dir(home.path().join(".codex")).unwrap();
         fs::write(home.path().join(".codex/auth.json"), "{\"token\":\"t\"}\n").unwrap();
+        fs::write(home.path().join(".gitconfig"), "[user]\n\tname = host\n").unwrap();
         std::os::unix::fs::symlink(home.path().join("secret"), workspace.path().join("planted-link")).unwrap();
         Host { workspace, home, store: tempfile::tempdir().unwrap() }
     }
@@ -152,6 +153,7 @@ fn a_hostile_command_cannot_get_out() {
         try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
         try 'cat ~/.codex/../secret'
         try 'python3 {tiocsti}'
+        try 'grep -q host ~/.gitconfig && printf "[core]\\n\\tfsmonitor = /tmp/x\\n" >> ~/.gitconfig'
         echo done
         "#,
         pid = outsider.id(),
