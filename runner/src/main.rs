@@ -16,6 +16,7 @@ mod report;
 mod run;
 mod sessions;
 mod signals;
+mod terminal;
 
 use std::process::ExitCode;
 

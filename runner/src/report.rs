@@ -46,7 +46,7 @@ pub(crate) fn finish(
     let changes =
         runtime.block_on(session.diff()).map_err(|e| Failure::Run(format!("cannot list the changes: {e}")))?;
     let count = |kind: ChangeKind| changes.iter().filter(|c| c.kind == kind).count();
-    let bytes: u64 = changes.iter().filter_map(|c| c.new_size).sum();
+    let bytes = changes.iter().filter_map(|c| c.new_size).fold(0u64, u64::saturating_add);
     let summary = format!(
         "{} added, {} modified, {} deleted ({bytes} bytes written)",
         count(ChangeKind::Added),
@@ -78,9 +78,12 @@ pub(crate) fn finish(
                 return Err(refused);
             }
             eprintln!("mirage-run: {summary}: committing to {into} ...");
-            let report = runtime
-                .block_on(session.commit(CommitOptions::default()))
-                .map_err(|e| Failure::Run(format!("commit failed (the session keeps its changes): {e}")))?;
+            let report = runtime.block_on(session.commit(CommitOptions::default())).map_err(|e| {
+                Failure::Run(format!(
+                    "commit failed (the session keeps its changes): {}",
+                    escaped(&e.to_string(), false)
+                ))
+            })?;
             eprintln!("mirage-run: committed {} changes to {into}", report.applied.len());
         }
     }

@@ -192,6 +192,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     };
     // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.
     crate::signals::ignore_terminal();
+    let terminal = crate::terminal::Terminal::save();
     let mut sandbox = Sandbox::start(&spec).map_err(|e| Failure::Run(format!("cannot start the sandbox: {e}")))?;
     let options = mirage_fuse::Options {
         owner: mirage_fuse::Owner { uid: 0, gid: 0 },
@@ -207,8 +208,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     sandbox.proceed().map_err(|e| fail("the sandbox ended early", &e))?;
     let helper = sandbox.pid();
     let relay = signals.relay_to(helper);
-    let code = sandbox.wait().map_err(|e| Failure::Run(format!("the sandbox failed: {e}")))?;
+    let code = sandbox.wait().map_err(|e| Failure::Run(format!("the sandbox failed: {e}")));
     drop(relay);
+    if let Some(terminal) = &terminal {
+        terminal.restore();
+    }
+    let code = code?;
     drop(served);
     finish(&runtime, &session, &workspace, plan.on_exit, run.created, true)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

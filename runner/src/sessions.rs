@@ -279,7 +279,7 @@ fn commit(
                 paths.join(", ")
             ))
         } else {
-            Failure::Run(format!("cannot commit '{name}' (it keeps its changes): {e}"))
+            Failure::Run(format!("cannot commit '{name}' (it keeps its changes): {}", escaped(&e.to_string(), false)))
         }
     })?;
     println!("committed {} changes of '{name}' to {into}", report.applied.len());

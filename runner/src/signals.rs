@@ -1,5 +1,6 @@
 //! Signals taken synchronously by the supervisor.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,20 +32,42 @@ impl Signals {
     }
 }
 
+/// How long a process asked to end by a relayed signal has before it is killed.
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
+
 impl Signals {
-    /// Forwards every signal of the set to process `pid` until the returned relay is dropped.
+    /// Forwards every signal of the set to process `pid` until the returned relay is dropped;
+    /// a process still there [`GRACE`] after the first is killed (a command that ignores
+    /// SIGTERM does not keep the supervisor, and the session it holds, forever).
     pub(crate) fn relay_to(&self, pid: u32) -> Relay {
         let (set, stop) = (Signals(self.0), Arc::new(AtomicBool::new(false)));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
+            let mut asked: Option<std::time::Instant> = None;
             while !flag.load(Ordering::Relaxed) {
-                if let Some(signal) = set.wait(Duration::from_millis(100))
-                    && !flag.load(Ordering::Relaxed)
-                {
-                    // SAFETY: signalling a child of this process, which has not been waited
-                    // for while the relay runs.
-                    unsafe { libc::kill(pid as libc::pid_t, signal) };
+                let signal = set.wait(Duration::from_millis(100));
+                if flag.load(Ordering::Relaxed) {
+                    break;
                 }
+                let send = match signal {
+                    Some(signal) => {
+                        asked.get_or_insert_with(std::time::Instant::now);
+                        signal
+                    }
+                    None if asked.is_some_and(|at| at.elapsed() >= GRACE) => {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "mirage-run: the command still runs {} s after the signal: killing it",
+                            GRACE.as_secs()
+                        );
+                        asked = None;
+                        libc::SIGKILL
+                    }
+                    None => continue,
+                };
+                // SAFETY: signalling a child of this process, which has not been waited for
+                // while the relay runs.
+                unsafe { libc::kill(pid as libc::pid_t, send) };
             }
         });
         drop(thread);

@@ -153,6 +153,8 @@ fn a_hostile_command_cannot_get_out() {
         try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
         try 'cat ~/.codex/../secret'
         try 'python3 {tiocsti}'
+        try 'touch -d 2001-01-01 /dev/full'
+        try 'chmod 0666 /dev/full'
         try 'grep -q host ~/.gitconfig && printf "[core]\\n\\tfsmonitor = /tmp/x\\n" >> ~/.gitconfig'
         echo done
         "#,
@@ -227,6 +229,59 @@ fn signals_reach_only_the_sandbox() {
     outsider.wait().unwrap();
     assert!(outsider_lived, "the caller's process in the same group is untouched");
     assert_eq!(out.status.code(), Some(137), "the command was killed, and the runner lived to say so");
+}
+
+#[test]
+fn nothing_of_the_sandbox_outlives_the_runner() {
+    let host = Host::new();
+    let alive = |marker: &str| {
+        let out = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+        !out.stdout.is_empty()
+    };
+    let wait_until = |what: &dyn Fn() -> bool, seconds: u64| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while std::time::Instant::now() < end {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    // A command `sleep N` whose N only the sandbox's shell computes: the runner's own
+    // arguments do not match.
+    let sleeper = |n: u32| (format!("sleep {n}"), format!("sleep $(({} + 1))", n - 1));
+    // The runner killed: the command, which ignores SIGTERM and SIGHUP, goes with it.
+    let (marker, command) = sleeper(30_000 + std::process::id() % 10_000);
+    let mut runner = Command::new(BIN)
+        .args(["--on-exit", "discard", "--", "sh", "-c", &format!("trap '' TERM HUP; {command}")])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(&|| alive(&marker), 10), "the command started");
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert!(wait_until(&|| !alive(&marker), 5), "the command ended with the runner");
+    // SIGTERM to the runner: relayed, and a command that ignores it is killed after the grace.
+    let (marker, command) = sleeper(40_000 + std::process::id() % 10_000);
+    let mut runner = Command::new(BIN)
+        .args(["--on-exit", "discard", "--", "sh", "-c", &format!("trap '' TERM; {command}")])
+        .current_dir(host.workspace.path())
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(&|| alive(&marker), 10), "the command started");
+    Command::new("kill").args(["-TERM", &runner.id().to_string()]).status().unwrap();
+    let status = runner.wait().unwrap();
+    assert_eq!(status.code(), Some(137), "killed after the grace");
+    assert!(!alive(&marker));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut runner.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("killing it") && stderr.contains("discarded") || stderr.contains("no changes"), "{stderr}");
 }
 
 #[test]
@@ -367,6 +422,18 @@ fn interactive_programs_get_the_terminal_and_ctrl_c_works() {
         0,
     );
     assert!(text(&out.stdout).contains("PermissionError"), "{}", text(&out.stdout));
+    // Nor can it chmod the caller's terminal (others could read what is typed).
+    let out = on_a_terminal(&host, "sh -c 'chmod 0606 /dev/console; stat -c %a \\$(readlink /proc/self/fd/0)'", "", 0);
+    assert!(text(&out.stdout).contains("Read-only"), "{}", text(&out.stdout));
+    // A command that takes the terminal's front (with TOSTOP) does not stop the report or
+    // --on-exit: the terminal is put back first.
+    let grab = "import os, signal, termios; signal.signal(signal.SIGTTOU, signal.SIG_IGN); \
+                fd = os.open('/dev/tty', os.O_RDWR); os.setpgid(0, 0); os.tcsetpgrp(fd, os.getpgrp()); \
+                a = termios.tcgetattr(fd); a[3] |= termios.TOSTOP; termios.tcsetattr(fd, termios.TCSANOW, a); \
+                open('grabbed.txt', 'w').write('x')";
+    let out = on_a_terminal(&host, &format!("--on-exit commit -- python3 -c \\\"{grab}\\\""), "", 0);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(host.workspace.path().join("grabbed.txt").exists(), "committed: {}", text(&out.stdout));
     let out = on_a_terminal(&host, "sleep 30", "\\003", 800);
     assert_eq!(out.status.code(), Some(130), "Ctrl-C ends the command: {}", text(&out.stdout));
     // A full-screen editor: insert a line, write, quit; the change is committed.

@@ -39,6 +39,11 @@ pub struct LocalResource {
 /// Counter that makes temporary names unique within the process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The permission bits this resource gives host files: all but setuid and setgid, which a
+/// session's content (an agent's, say) must not carry onto the host, as the kernel itself
+/// drops them when an unprivileged writer changes a file.
+const HOST_MODE_BITS: u32 = 0o1777;
+
 impl LocalResource {
     /// Opens `dir` (which must exist and be a directory) as a writable resource.
     ///
@@ -340,12 +345,13 @@ impl Resource for LocalResource {
 
     async fn create(&self, path: &VPath, mode: u32) -> Result<()> {
         self.check_writable("create", path)?;
-        self.open("create", path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode & 0o7777).map(drop)
+        self.open("create", path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode & HOST_MODE_BITS).map(drop)
     }
 
     async fn mkdir(&self, path: &VPath, mode: u32) -> Result<()> {
         self.check_writable("mkdir", path)?;
-        self.at("mkdir", path, |dir, name| check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode & 0o7777) })).map(drop)
+        self.at("mkdir", path, |dir, name| check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode & HOST_MODE_BITS) }))
+            .map(drop)
     }
 
     async fn remove(&self, path: &VPath) -> Result<()> {
@@ -405,7 +411,7 @@ impl Resource for LocalResource {
         self.at("chmod", path, |dir, name| {
             let flags = if empty_name(name) { libc::AT_EMPTY_PATH } else { libc::AT_SYMLINK_NOFOLLOW };
             // SAFETY: fchmodat2 takes the same arguments as fchmodat plus flags.
-            let ret = unsafe { libc::syscall(libc::SYS_fchmodat2, dir, name.as_ptr(), mode & 0o7777, flags) };
+            let ret = unsafe { libc::syscall(libc::SYS_fchmodat2, dir, name.as_ptr(), mode & HOST_MODE_BITS, flags) };
             if ret == 0 {
                 return Ok(());
             }
@@ -418,7 +424,7 @@ impl Resource for LocalResource {
             let fd = check(unsafe { libc::openat(dir, name.as_ptr(), open_flags) })?;
             // SAFETY: `fd` is fresh and owned here.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            check(unsafe { libc::fchmod(fd.as_raw_fd(), mode & 0o7777) }).map(drop)
+            check(unsafe { libc::fchmod(fd.as_raw_fd(), mode & HOST_MODE_BITS) }).map(drop)
         })
     }
 
@@ -460,7 +466,7 @@ impl Resource for LocalResource {
             }
             // SAFETY: plain calls on a descriptor this function owns.
             check(unsafe { libc::ftruncate(fd.as_raw_fd(), offset as libc::off_t) })
-                .and_then(|_| check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }))
+                .and_then(|_| check(unsafe { libc::fchmod(fd.as_raw_fd(), mode & HOST_MODE_BITS) }))
                 .and_then(|_| check(unsafe { libc::fsync(fd.as_raw_fd()) }))
                 .map_err(|e| Error::io("put", e).with_path(path.clone()))?;
             let current = match self.stat(path).await {

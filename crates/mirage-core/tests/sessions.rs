@@ -676,3 +676,21 @@ async fn a_sparse_file_is_committed_sparse_and_sizes_are_bounded() {
     file.read_exact_at(&mut ends, size - 4).unwrap();
     assert_eq!(&ends, b"tail");
 }
+
+#[tokio::test]
+async fn setuid_and_setgid_bits_do_not_reach_host_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mirage = Mirage::new();
+    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
+    let root = mirage.create_session("main").unwrap();
+    root.write_file("/w/tool", "#!/bin/sh\n").await.unwrap();
+    root.set_mode("/w/tool", 0o6755).await.unwrap();
+    root.mkdir("/w/shared", 0o3777).await.unwrap();
+    assert_eq!(root.stat("/w/tool").await.unwrap().mode, 0o6755, "the session keeps what it was told");
+    root.commit(CommitOptions::default()).await.unwrap();
+    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("tool"), 0o755);
+    assert_eq!(mode("shared") & 0o1000, 0o1000, "the sticky bit stays");
+    assert_eq!(mode("shared") & 0o6000, 0, "setgid does not");
+}

@@ -51,6 +51,9 @@ pub(crate) fn helper() -> ! {
         Some(spec) => spec,
         None => fail(socket, "the helper got no sandbox description"),
     };
+    // If the supervisor dies, so does the helper, and with it the sandbox (asked again here
+    // in case a change of credentials cleared what the supervisor asked before the exec).
+    die_with_parent();
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -83,6 +86,13 @@ pub(crate) fn helper() -> ! {
         Ok(ForkResult::Parent { child }) => relay(child, &relayed),
         Err(e) => fail(socket, &format!("cannot start the sandbox's first process: {e}")),
     }
+}
+
+/// Asks the kernel to kill this process when its parent ends: nothing of the sandbox
+/// outlives the supervisor (whose end also ends the filesystem it serves).
+fn die_with_parent() {
+    // SAFETY: a prctl on this process's own attributes.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
 }
 
 /// What to tell a user whose kernel refused a user namespace.
@@ -158,6 +168,8 @@ fn reap(watched: Pid) -> Option<i32> {
 
 /// The sandbox's PID 1: sets the sandbox up, runs the command, reaps, exits with its code.
 fn pid1(socket: RawFd, spec: &Spec) -> ! {
+    // If the helper dies, so does the sandbox (its PID 1 taking every process with it).
+    die_with_parent();
     if let Err(message) = setup(socket, spec) {
         fail(socket, &message);
     }
@@ -379,9 +391,14 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
     if writable {
         return Ok(());
     }
+    make_read_only(&target, path)
+}
+
+/// Makes the mount at `target` (the bind of `what`) and every mount below it read-only.
+fn make_read_only(target: &Path, what: &Path) -> Result<(), String> {
     let attr = libc::mount_attr { attr_set: libc::MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
     let c_target = CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| format!("cannot make {} read-only: a NUL in its path", path.display()))?;
+        .map_err(|_| format!("cannot make {} read-only: a NUL in its path", what.display()))?;
     // SAFETY: a NUL-terminated path and an attribute struct that live across the call, with
     // the struct's size.
     let done = unsafe {
@@ -395,7 +412,7 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
         )
     };
     if done != 0 {
-        return Err(format!("cannot make {} read-only: {}", path.display(), std::io::Error::last_os_error()));
+        return Err(format!("cannot make {} read-only: {}", what.display(), std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -426,6 +443,8 @@ fn make_dev() -> Result<(), String> {
         step(&format!("cannot create /dev/{node}"), std::fs::File::create(&target))?;
         let source = Path::new("/dev").join(node);
         step(&format!("cannot bind /dev/{node}"), mount(Some(&source), &target, none, MsFlags::MS_BIND, none))?;
+        // Reads and writes still reach the device; chmod and utimes would reach the host's node.
+        make_read_only(&target, &source)?;
     }
     step("cannot create /dev/pts", std::fs::create_dir(dev.join("pts")))?;
     step(
@@ -448,6 +467,8 @@ fn make_dev() -> Result<(), String> {
         let console = dev.join("console");
         step("cannot create /dev/console", std::fs::File::create(&console))?;
         step("cannot bind the terminal", mount(Some(&terminal), &console, none, MsFlags::MS_BIND, none))?;
+        // A chmod of it would let other users of the host read what is typed into it.
+        make_read_only(&console, &terminal)?;
     }
     for (link, target) in [
         ("ptmx", "pts/ptmx"),

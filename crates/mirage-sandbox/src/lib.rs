@@ -109,12 +109,20 @@ impl Sandbox {
         let json = serde_json::to_string(spec).map_err(io::Error::other)?;
         let mut command = Command::new("/proc/self/exe");
         command.arg(HELPER_ARG).arg(theirs_fd.to_string()).env(SPEC_VAR, json);
+        let supervisor = std::process::id() as libc::pid_t;
         // SAFETY: only async-signal-safe calls between fork and exec: clearing the
-        // close-on-exec flag of the helper's end of the socket.
+        // close-on-exec flag of the helper's end of the socket, and asking for SIGKILL when
+        // this process ends (checked against an end that came first), so that the sandbox
+        // never outlives its supervisor.
         unsafe {
             command.pre_exec(move || {
-                if libc::fcntl(theirs_fd, libc::F_SETFD, 0) < 0 {
+                if libc::fcntl(theirs_fd, libc::F_SETFD, 0) < 0
+                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                {
                     return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != supervisor {
+                    return Err(io::Error::other("the supervisor ended"));
                 }
                 Ok(())
             });
