@@ -25,12 +25,12 @@ const SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32
 
 /// Entries of the home directory agents need for their login and caches, bound read-write
 /// when they exist.
-const HOME_ENTRIES: &[&str] =
-    &[".codex", ".claude", ".claude.json", ".config/gh", ".npm", ".cache", ".cargo", ".rustup"];
+const HOME_ENTRIES: &[&str] = &[".codex", ".claude", ".claude.json", ".config/gh", ".npm", ".cache", ".cargo"];
 
-/// Entries of the home directory bound read-only when they exist (unless `home` lists them):
-/// what the host's own tools take commands from, and agents only read.
-const HOME_READ_ONLY: &[&str] = &[".gitconfig"];
+/// Entries of the home directory bound read-only when they exist (unless `home` lists them),
+/// over the writable ones they lie in: programs and settings the host's own tools run, which
+/// agents only read. One inside another entry (`.cargo/bin`) is bound only with it.
+const HOME_READ_ONLY: &[&str] = &[".gitconfig", ".rustup", ".cargo/bin"];
 
 /// The arguments of `mirage-run [options] -- COMMAND`.
 #[derive(Debug)]
@@ -316,7 +316,9 @@ async fn skeleton(
     }
     if let Some(home) = home {
         mkdir_all(&tree, home).await?;
-        let read_only = HOME_READ_ONLY.iter().filter(|e| !plan.home.iter().any(|h| h == *e));
+        let listed = |entry: &str| plan.home.iter().any(|h| h == entry);
+        let read_only =
+            HOME_READ_ONLY.iter().filter(|e| !listed(e) && e.split_once('/').is_none_or(|(within, _)| listed(within)));
         let entries = plan.home.iter().map(|e| (e.as_str(), true)).chain(read_only.map(|e| (*e, false)));
         for (entry, writable) in entries {
             let host = home.join(entry);

@@ -25,6 +25,10 @@ impl Host {
         fs::create_dir(home.path().join(".codex")).unwrap();
         fs::write(home.path().join(".codex/auth.json"), "{\"token\":\"t\"}\n").unwrap();
         fs::write(home.path().join(".gitconfig"), "[user]\n\tname = host\n").unwrap();
+        fs::create_dir_all(home.path().join(".cargo/bin")).unwrap();
+        fs::write(home.path().join(".cargo/bin/cargo"), "#!/bin/sh\n").unwrap();
+        fs::write(home.path().join(".cargo/.package-cache"), "").unwrap();
+        fs::create_dir_all(home.path().join(".rustup")).unwrap();
         std::os::unix::fs::symlink(home.path().join("secret"), workspace.path().join("planted-link")).unwrap();
         Host { workspace, home, store: tempfile::tempdir().unwrap() }
     }
@@ -153,6 +157,9 @@ fn a_hostile_command_cannot_get_out() {
         try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
         try 'cat ~/.codex/../secret'
         try 'python3 {tiocsti}'
+        try 'echo planted >> ~/.cargo/bin/cargo'
+        try 'touch ~/.rustup/settings.toml'
+        : > ~/.cargo/.package-cache && echo "the cargo cache is writable"
         try 'touch -d 2001-01-01 /dev/full'
         try 'chmod 0666 /dev/full'
         try 'grep -q host ~/.gitconfig && printf "[core]\\n\\tfsmonitor = /tmp/x\\n" >> ~/.gitconfig'
@@ -167,6 +174,7 @@ fn a_hostile_command_cannot_get_out() {
     let stdout = text(&out.stdout);
     assert!(stdout.ends_with("done\n"), "the script ran to its end: {stdout}\n{}", text(&out.stderr));
     assert!(!stdout.contains("escaped"), "{stdout}");
+    assert!(stdout.contains("the cargo cache is writable"), "{stdout}");
     assert_eq!(host.snapshot(), before, "the host's files are unchanged");
     assert!(!Path::new("/usr/mirage-escape").exists() && !Path::new("/etc/mirage-escape").exists());
 }
