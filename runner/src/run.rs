@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use lexopt::ValueExt;
 use mirage_core::{LocalResource, MemoryResource, Mirage, MountOptions, Resource, VPath};
-use mirage_sandbox::{Bind, Net, Sandbox, Spec};
+use mirage_sandbox::{Access, Bind, Net, Sandbox, Spec};
 
 use crate::config::{self, Config, MountEntry, Source};
 use crate::report::{OnExit, finish};
@@ -23,14 +23,18 @@ use crate::{Failure, UsageError};
 /// Top-level host directories bound read-only (when they exist; links are recreated).
 const SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt"];
 
-/// Entries of the home directory agents need for their login and caches, bound read-write
-/// when they exist.
-const HOME_ENTRIES: &[&str] = &[".codex", ".claude", ".claude.json", ".config/gh", ".npm", ".cache", ".cargo"];
+/// Entries of the home directory agents keep their logins and settings in, bound read-write
+/// when they exist (a refreshed login must outlive the run).
+const HOME_ENTRIES: &[&str] = &[".codex", ".claude", ".claude.json", ".config/gh"];
 
-/// Entries of the home directory bound read-only when they exist (unless `home` lists them),
-/// over the writable ones they lie in: programs and settings the host's own tools run, which
-/// agents only read. One inside another entry (`.cargo/bin`) is bound only with it.
-const HOME_READ_ONLY: &[&str] = &[".gitconfig", ".rustup", ".cargo/bin"];
+/// Entries of the home directory that hold caches and toolchains (unless `home` lists them):
+/// the sandbox gets a copy of each of its own when it exists (writes end with the run), as
+/// the host's own tools later run what they hold.
+const HOME_SCRATCH: &[&str] = &[".npm", ".cache", ".cargo", ".rustup"];
+
+/// Entries of the home directory bound read-only when they exist (unless `home` lists
+/// them): settings the host's own tools take commands from, which agents only read.
+const HOME_READ_ONLY: &[&str] = &[".gitconfig"];
 
 /// The arguments of `mirage-run [options] -- COMMAND`.
 #[derive(Debug)]
@@ -304,7 +308,7 @@ async fn skeleton(
             tree.symlink(&target.to_string_lossy(), &virt).await?;
         } else if meta.is_dir() {
             tree.mkdir(&virt, 0o755).await?;
-            binds.push(Bind { path: host, writable: false });
+            binds.push(Bind { path: host, access: Access::ReadOnly });
         }
     }
     for dir in ["/dev", "/proc", "/tmp"] {
@@ -316,11 +320,13 @@ async fn skeleton(
     }
     if let Some(home) = home {
         mkdir_all(&tree, home).await?;
-        let listed = |entry: &str| plan.home.iter().any(|h| h == entry);
-        let read_only =
-            HOME_READ_ONLY.iter().filter(|e| !listed(e) && e.split_once('/').is_none_or(|(within, _)| listed(within)));
-        let entries = plan.home.iter().map(|e| (e.as_str(), true)).chain(read_only.map(|e| (*e, false)));
-        for (entry, writable) in entries {
+        let listed = |entry: &&str| plan.home.iter().any(|h| h == entry);
+        let entries = plan.home.iter().map(|e| (e.as_str(), Access::Writable)).chain(
+            [(HOME_SCRATCH, Access::Scratch), (HOME_READ_ONLY, Access::ReadOnly)]
+                .into_iter()
+                .flat_map(|(entries, access)| entries.iter().filter(|e| !listed(e)).map(move |e| (*e, access))),
+        );
+        for (entry, access) in entries {
             let host = home.join(entry);
             let Ok(meta) = std::fs::metadata(&host) else { continue };
             if let Some(parent) = host.parent() {
@@ -331,7 +337,9 @@ async fn skeleton(
             } else {
                 tree.create(&vpath(&host)?, 0o600).await?;
             }
-            binds.push(Bind { path: host, writable });
+            // A copy of its own is made of directories only; a file is then only read.
+            let access = if access == Access::Scratch && !meta.is_dir() { Access::ReadOnly } else { access };
+            binds.push(Bind { path: host, access });
         }
     }
     Ok((tree, binds))

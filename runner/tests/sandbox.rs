@@ -157,9 +157,8 @@ fn a_hostile_command_cannot_get_out() {
         try 'grep -q "NoNewPrivs:[[:space:]]*0" /proc/self/status'
         try 'cat ~/.codex/../secret'
         try 'python3 {tiocsti}'
-        try 'echo planted >> ~/.cargo/bin/cargo'
-        try 'touch ~/.rustup/settings.toml'
-        : > ~/.cargo/.package-cache && echo "the cargo cache is writable"
+        echo planted >> ~/.cargo/bin/cargo && grep -q planted ~/.cargo/bin/cargo && touch ~/.rustup/settings.toml \
+            && echo "caches are copies of their own"
         try 'touch -d 2001-01-01 /dev/full'
         try 'chmod 0666 /dev/full'
         try 'grep -q host ~/.gitconfig && printf "[core]\\n\\tfsmonitor = /tmp/x\\n" >> ~/.gitconfig'
@@ -174,7 +173,7 @@ fn a_hostile_command_cannot_get_out() {
     let stdout = text(&out.stdout);
     assert!(stdout.ends_with("done\n"), "the script ran to its end: {stdout}\n{}", text(&out.stderr));
     assert!(!stdout.contains("escaped"), "{stdout}");
-    assert!(stdout.contains("the cargo cache is writable"), "{stdout}");
+    assert!(stdout.contains("caches are copies of their own"), "{stdout}");
     assert_eq!(host.snapshot(), before, "the host's files are unchanged");
     assert!(!Path::new("/usr/mirage-escape").exists() && !Path::new("/etc/mirage-escape").exists());
 }

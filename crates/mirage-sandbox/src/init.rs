@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access as _, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
     path_beneath_rules,
 };
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -21,7 +21,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
-use crate::{Net, SPEC_VAR, Spec, fdpass};
+use crate::{Access, Net, SPEC_VAR, Spec, fdpass};
 
 /// Where the private tmpfs holding the future root is mounted (in the new mount namespace).
 /// It hides what lies below, so it must be a directory every system has and no bound path
@@ -298,8 +298,11 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
 
     // /tmp first: binds below it (a home directory in /tmp) then land on the tmpfs.
     private_tmp(spec)?;
-    for bind in &spec.binds {
-        bind_into(&bind.path, bind.writable)?;
+    for (i, bind) in spec.binds.iter().enumerate() {
+        match bind.access {
+            Access::Scratch => scratch_into(&bind.path, i)?,
+            access => bind_into(&bind.path, access == Access::Writable)?,
+        }
     }
     for secret in &spec.masked {
         mask(secret)?;
@@ -392,6 +395,39 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
         return Ok(());
     }
     make_read_only(&target, path)
+}
+
+/// Puts a copy of the host directory `path` of its own at the same path in the new root: an
+/// overlay whose upper layer (the `n`th) lives on the staging tmpfs, so writes never reach the
+/// host, and end with the sandbox.
+fn scratch_into(path: &Path, n: usize) -> Result<(), String> {
+    let target = inside(path);
+    let layer = Path::new(STAGING).join(format!("scratch-{n}"));
+    let (upper, work) = (layer.join("upper"), layer.join("work"));
+    for dir in [&target, &upper, &work] {
+        step(&format!("cannot make a copy of {}", path.display()), std::fs::create_dir_all(dir))?;
+    }
+    // Option values escape the characters that separate options and layers.
+    let escape = |p: &Path| {
+        p.to_string_lossy().chars().fold(String::new(), |mut out, c| {
+            if matches!(c, '\\' | ',' | ':') {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        })
+    };
+    let options = format!("lowerdir={},upperdir={},workdir={}", escape(path), escape(&upper), escape(&work));
+    step(
+        &format!("cannot make a copy of {} (an overlay)", path.display()),
+        mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(options.as_str()),
+        ),
+    )
 }
 
 /// Makes the mount at `target` (the bind of `what`) and every mount below it read-only.
@@ -488,7 +524,7 @@ fn restrict(spec: &Spec) -> Result<(), String> {
     let abi = ABI::V5;
     let mut writable: Vec<PathBuf> = vec!["/tmp".into(), "/dev".into()];
     writable.extend(spec.writable.iter().cloned());
-    writable.extend(spec.binds.iter().filter(|b| b.writable).map(|b| b.path.clone()));
+    writable.extend(spec.binds.iter().filter(|b| b.access != Access::ReadOnly).map(|b| b.path.clone()));
     let ports: &[u16] = match &spec.net {
         Net::TcpPorts(ports) => ports,
         Net::Host | Net::None => &[],

@@ -56,8 +56,20 @@ pub enum Net {
 pub struct Bind {
     /// The path, on the host and inside.
     pub path: PathBuf,
-    /// Whether the sandbox may change it (the host's own permissions still apply).
-    pub writable: bool,
+    /// What the sandbox may do to it.
+    pub access: Access,
+}
+
+/// What the sandbox may do to a bound path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Access {
+    /// Read it.
+    ReadOnly,
+    /// Change it, on the host (the host's own permissions still apply).
+    Writable,
+    /// Change it in a copy of its own that ends with the sandbox (a directory; an overlay on
+    /// a private tmpfs): it reads as the host's, and nothing written reaches the host.
+    Scratch,
 }
 
 /// What to run, and in what sandbox.
