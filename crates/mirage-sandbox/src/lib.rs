@@ -9,8 +9,9 @@
 //! 1. opens `/dev/fuse` inside the new user namespace, mounts it, and hands the descriptor
 //!    to the supervisor ([`Sandbox::take_fuse_fd`]), which serves it and says so
 //!    ([`Sandbox::proceed`]);
-//! 2. binds the listed host paths onto the FUSE root (read-only unless writable, the mounts
-//!    below them too), builds a minimal `/dev`, mounts a new `/proc` and a private `/tmp`;
+//! 2. binds the listed host paths onto the FUSE root (read-only with the mounts below them,
+//!    writable, or as copies of their own that end with the sandbox), builds a minimal
+//!    `/dev`, mounts a new `/proc` and a private `/tmp`;
 //! 3. makes the FUSE root its `/` (`pivot_root`) and detaches the old root: nothing else of
 //!    the host is reachable;
 //! 4. gives itself a session keyring of its own, restricts writes with Landlock to the
