@@ -320,7 +320,10 @@ async fn skeleton(
     }
     if let Some(home) = home {
         mkdir_all(&tree, home).await?;
-        let listed = |entry: &&str| plan.home.iter().any(|h| h == entry);
+        // A default gives way to a listed entry it holds or lies in (a listed `.cache/pip`
+        // drops the copy of `.cache`): each path is bound once, whole.
+        let related = |a: &str, b: &str| Path::new(a).starts_with(b) || Path::new(b).starts_with(a);
+        let listed = |entry: &&str| plan.home.iter().any(|h| related(h, entry));
         let entries = plan.home.iter().map(|e| (e.as_str(), Access::Writable)).chain(
             [(HOME_SCRATCH, Access::Scratch), (HOME_READ_ONLY, Access::ReadOnly)]
                 .into_iter()
@@ -333,7 +336,7 @@ async fn skeleton(
                 mkdir_all(&tree, parent).await?;
             }
             if meta.is_dir() {
-                tree.mkdir(&vpath(&host)?, 0o755).await?;
+                mkdir_all(&tree, &host).await?;
             } else {
                 tree.create(&vpath(&host)?, 0o600).await?;
             }

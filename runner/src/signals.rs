@@ -1,6 +1,7 @@
 //! Signals taken synchronously by the supervisor.
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -32,16 +33,33 @@ impl Signals {
     }
 }
 
-/// How long a process asked to end by a relayed signal has before it is killed.
+/// How long a process asked to end by a relayed SIGTERM has before it is killed.
 pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
 impl Signals {
     /// Forwards every signal of the set to process `pid` until the returned relay is dropped;
-    /// a process still there [`GRACE`] after the first is killed (a command that ignores
-    /// SIGTERM does not keep the supervisor, and the session it holds, forever).
+    /// a process still there [`GRACE`] after a SIGTERM is killed (a command that ignores it
+    /// does not keep the supervisor, and the session it holds, forever; one that ignores
+    /// SIGHUP, as under `nohup`, is left alone). Signals go through a pidfd where the kernel
+    /// has them, so a recycled process id is never hit.
     pub(crate) fn relay_to(&self, pid: u32) -> Relay {
         let (set, stop) = (Signals(self.0), Arc::new(AtomicBool::new(false)));
         let flag = stop.clone();
+        // SAFETY: pidfd_open on a child of this process; the descriptor is owned below.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        // SAFETY: a fresh descriptor, owned from here.
+        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
+        let send = move |signal: i32| match &pidfd {
+            // SAFETY: a pidfd this thread owns, and no siginfo.
+            Some(fd) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0);
+            },
+            // SAFETY: signalling a child of this process (without pidfds, as kernels before
+            // 5.3 have none).
+            None => unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            },
+        };
         let thread = std::thread::spawn(move || {
             let mut asked: Option<std::time::Instant> = None;
             while !flag.load(Ordering::Relaxed) {
@@ -49,25 +67,24 @@ impl Signals {
                 if flag.load(Ordering::Relaxed) {
                     break;
                 }
-                let send = match signal {
+                match signal {
                     Some(signal) => {
-                        asked.get_or_insert_with(std::time::Instant::now);
-                        signal
+                        send(signal);
+                        if signal == libc::SIGTERM {
+                            asked.get_or_insert_with(std::time::Instant::now);
+                        }
                     }
                     None if asked.is_some_and(|at| at.elapsed() >= GRACE) => {
+                        send(libc::SIGKILL);
+                        asked = None;
                         let _ = writeln!(
                             std::io::stderr(),
-                            "mirage-run: the command still runs {} s after the signal: killing it",
+                            "mirage-run: the command still ran {} s after SIGTERM: killed it",
                             GRACE.as_secs()
                         );
-                        asked = None;
-                        libc::SIGKILL
                     }
-                    None => continue,
-                };
-                // SAFETY: signalling a child of this process, which has not been waited for
-                // while the relay runs.
-                unsafe { libc::kill(pid as libc::pid_t, send) };
+                    None => {}
+                }
             }
         });
         drop(thread);

@@ -37,14 +37,18 @@ impl Terminal {
         Some(Terminal { tty, settings, in_front })
     }
 
-    /// Puts the settings back and, if `mirage-run` was in front, takes the front back.
+    /// If `mirage-run` was in front, takes the front back and puts the settings back (a
+    /// `mirage-run` started in the background leaves the terminal to whoever is in front).
     pub(crate) fn restore(&self) {
+        if !self.in_front {
+            return;
+        }
         let fd = self.tty.as_raw_fd();
         // SAFETY: SIGTTOU is ignored around calls that a process not in front may make only
         // then; the disposition is put back after.
         unsafe {
             let previous = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
-            if self.in_front && libc::tcgetpgrp(fd) != libc::getpgrp() {
+            if libc::tcgetpgrp(fd) != libc::getpgrp() {
                 libc::tcsetpgrp(fd, libc::getpgrp());
             }
             libc::tcsetattr(fd, libc::TCSADRAIN, &self.settings);

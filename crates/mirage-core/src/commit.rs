@@ -22,6 +22,13 @@ use crate::state::Record;
 /// How much of a file one read of a commit's content stream fetches.
 const STREAM_PIECE: u64 = crate::resource::HOLE_PIECE as u64;
 
+/// `path` named for one side of a diff (`a/...`), quoted with escapes (as git does) when it
+/// holds a line break or another control character, which would forge lines of the diff.
+fn side(prefix: &str, path: &VPath) -> String {
+    let name = format!("{prefix}{path}");
+    if name.chars().any(char::is_control) { format!("{name:?}") } else { name }
+}
+
 /// The largest side [`Session::diff_text`] shows.
 pub const TEXT_DIFF_LIMIT: u64 = 8 << 20;
 
@@ -204,15 +211,20 @@ impl Session {
         };
         let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
         if old.len() as u64 > TEXT_DIFF_LIMIT || new.len() as u64 > TEXT_DIFF_LIMIT {
-            return Ok(format!("Files a{path} and b{path}: larger than {} MiB, not shown\n", TEXT_DIFF_LIMIT >> 20));
+            return Ok(format!(
+                "Files {} and {}: larger than {} MiB, not shown\n",
+                side("a", &path),
+                side("b", &path),
+                TEXT_DIFF_LIMIT >> 20
+            ));
         }
         match (std::str::from_utf8(&old), std::str::from_utf8(&new)) {
             (Ok(a), Ok(b)) if !a.contains('\0') && !b.contains('\0') => Ok(similar::TextDiff::from_lines(a, b)
                 .unified_diff()
-                .header(&format!("a{path}"), &format!("b{path}"))
+                .header(&side("a", &path), &side("b", &path))
                 .to_string()),
             _ if old == new => Ok(String::new()),
-            _ => Ok(format!("Binary files a{path} and b{path} differ\n")),
+            _ => Ok(format!("Binary files {} and {} differ\n", side("a", &path), side("b", &path))),
         }
     }
 

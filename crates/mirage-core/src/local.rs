@@ -44,6 +44,10 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// drops them when an unprivileged writer changes a file.
 const HOST_MODE_BITS: u32 = 0o1777;
 
+/// The permission bits this resource gives host directories: all but setuid (meaningless on
+/// one); setgid stays, as it only makes new entries inherit the directory's group.
+const HOST_DIR_MODE_BITS: u32 = 0o3777;
+
 impl LocalResource {
     /// Opens `dir` (which must exist and be a directory) as a writable resource.
     ///
@@ -350,8 +354,10 @@ impl Resource for LocalResource {
 
     async fn mkdir(&self, path: &VPath, mode: u32) -> Result<()> {
         self.check_writable("mkdir", path)?;
-        self.at("mkdir", path, |dir, name| check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode & HOST_MODE_BITS) }))
-            .map(drop)
+        self.at("mkdir", path, |dir, name| {
+            check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode & HOST_DIR_MODE_BITS) })
+        })
+        .map(drop)
     }
 
     async fn remove(&self, path: &VPath) -> Result<()> {
@@ -410,8 +416,14 @@ impl Resource for LocalResource {
         self.check_writable("chmod", path)?;
         self.at("chmod", path, |dir, name| {
             let flags = if empty_name(name) { libc::AT_EMPTY_PATH } else { libc::AT_SYMLINK_NOFOLLOW };
+            // SAFETY: a zeroed stat filled in by the kernel for the entry `dir` and `name` name.
+            let is_dir = unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                libc::fstatat(dir, name.as_ptr(), &mut st, flags) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            };
+            let mode = mode & if is_dir { HOST_DIR_MODE_BITS } else { HOST_MODE_BITS };
             // SAFETY: fchmodat2 takes the same arguments as fchmodat plus flags.
-            let ret = unsafe { libc::syscall(libc::SYS_fchmodat2, dir, name.as_ptr(), mode & HOST_MODE_BITS, flags) };
+            let ret = unsafe { libc::syscall(libc::SYS_fchmodat2, dir, name.as_ptr(), mode, flags) };
             if ret == 0 {
                 return Ok(());
             }
@@ -424,7 +436,7 @@ impl Resource for LocalResource {
             let fd = check(unsafe { libc::openat(dir, name.as_ptr(), open_flags) })?;
             // SAFETY: `fd` is fresh and owned here.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            check(unsafe { libc::fchmod(fd.as_raw_fd(), mode & HOST_MODE_BITS) }).map(drop)
+            check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
         })
     }
 

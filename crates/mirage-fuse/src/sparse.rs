@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 /// Bytes per chunk.
 pub(crate) const CHUNK: u64 = 64 * 1024;
 
-/// The largest size a file may take: the kernel's own limit (`MAX_LFS_FILESIZE`).
+/// The largest size a removed file may take: the kernel's own limit (`MAX_LFS_FILESIZE`).
+/// It is never committed, so it need not stop at a session file's `MAX_FILE_SIZE`.
 pub(crate) const MAX_SIZE: u64 = i64::MAX as u64;
 
 /// A removed file's changed content.
@@ -27,7 +28,12 @@ pub(crate) enum Piece<'a> {
     /// Bytes written since the removal.
     Written(&'a [u8]),
     /// The removed file's bytes at `offset`.
-    Snapshot { offset: u64, len: u64 },
+    Snapshot {
+        /// Where they start in the file.
+        offset: u64,
+        /// How many.
+        len: u64,
+    },
     /// Zeros (a hole).
     Zeros(u64),
 }
@@ -38,6 +44,7 @@ impl Sparse {
         Sparse { size: snapshot_len, snapshot_len, chunks: BTreeMap::new() }
     }
 
+    /// The length in bytes.
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
@@ -46,6 +53,7 @@ impl Sparse {
     /// the removed file first (and given to [`Sparse::fill`]).
     pub(crate) fn to_fill(&self, offset: u64, len: u64) -> Vec<u64> {
         chunk_range(offset, len)
+            .filter(|&index| !covers(offset, len, index))
             .filter(|index| index * CHUNK < self.snapshot_len && !self.chunks.contains_key(index))
             .collect()
     }
@@ -63,9 +71,18 @@ impl Sparse {
     /// Writes `data` at `offset`; the chunks of [`Sparse::to_fill`] must have been filled.
     /// The caller keeps `offset + data.len()` within [`MAX_SIZE`].
     pub(crate) fn write(&mut self, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            // Writing nothing never extends a file.
+            return;
+        }
         let mut written = 0;
         for index in chunk_range(offset, data.len() as u64) {
-            debug_assert!(index * CHUNK >= self.snapshot_len || self.chunks.contains_key(&index), "filled first");
+            debug_assert!(
+                index * CHUNK >= self.snapshot_len
+                    || self.chunks.contains_key(&index)
+                    || covers(offset, data.len() as u64, index),
+                "filled first"
+            );
             let chunk = self.chunks.entry(index).or_insert_with(|| vec![0; CHUNK as usize].into_boxed_slice());
             let start = (offset + written as u64 - index * CHUNK) as usize;
             let n = (CHUNK as usize - start).min(data.len() - written);
@@ -109,6 +126,11 @@ impl Sparse {
         }
         pieces
     }
+}
+
+/// Whether `len` bytes at `offset` cover chunk `index` whole (its old bytes are not needed).
+fn covers(offset: u64, len: u64, index: u64) -> bool {
+    offset <= index * CHUNK && offset + len >= (index + 1) * CHUNK
 }
 
 /// The chunks `len` bytes at `offset` touch.

@@ -399,7 +399,8 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
 
 /// Puts a copy of the host directory `path` of its own at the same path in the new root: an
 /// overlay whose upper layer (the `n`th) lives on the staging tmpfs, so writes never reach the
-/// host, and end with the sandbox.
+/// host, and end with the sandbox. Where the kernel cannot make one (overlays in a user
+/// namespace need Linux 5.11), the directory is bound read-only instead, with a warning.
 fn scratch_into(path: &Path, n: usize) -> Result<(), String> {
     let target = inside(path);
     let layer = Path::new(STAGING).join(format!("scratch-{n}"));
@@ -409,25 +410,38 @@ fn scratch_into(path: &Path, n: usize) -> Result<(), String> {
     }
     // Option values escape the characters that separate options and layers.
     let escape = |p: &Path| {
-        p.to_string_lossy().chars().fold(String::new(), |mut out, c| {
-            if matches!(c, '\\' | ',' | ':') {
-                out.push('\\');
+        p.as_os_str().as_bytes().iter().fold(Vec::new(), |mut out, &b| {
+            if matches!(b, b'\\' | b',' | b':') {
+                out.push(b'\\');
             }
-            out.push(c);
+            out.push(b);
             out
         })
     };
-    let options = format!("lowerdir={},upperdir={},workdir={}", escape(path), escape(&upper), escape(&work));
-    step(
-        &format!("cannot make a copy of {} (an overlay)", path.display()),
+    let layers =
+        [b"lowerdir=".as_slice(), &escape(path), b",upperdir=", &escape(&upper), b",workdir=", &escape(&work)].concat();
+    // `userxattr`: in a user namespace the overlay keeps its own records in user.* extended
+    // attributes; without them, replacing a directory of the host's copy fails (Linux 5.11
+    // and newer; older kernels refuse the option).
+    let mounted = [b",userxattr".as_slice(), b""].iter().any(|extra| {
+        let options = std::ffi::OsStr::from_bytes(&[layers.as_slice(), extra].concat()).to_owned();
         mount(
             Some("overlay"),
             &target,
             Some("overlay"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(options.as_str()),
-        ),
-    )
+            Some(options.as_os_str()),
+        )
+        .is_ok()
+    });
+    if mounted {
+        return Ok(());
+    }
+    eprintln!(
+        "mirage-run: warning: cannot give the sandbox a copy of {} of its own (no overlays here); it is read-only",
+        path.display()
+    );
+    bind_into(path, false)
 }
 
 /// Makes the mount at `target` (the bind of `what`) and every mount below it read-only.

@@ -18,8 +18,10 @@
 //!    writable paths (no mounts either) and scopes signals and abstract unix sockets to the
 //!    sandbox, drops every capability, sets `no_new_privs`, and refuses `TIOCSTI` and
 //!    `TIOCLINUX` with seccomp (the command keeps the caller's terminal);
-//! 5. runs the command (with no descriptor but the standard three), reaps every process that ends in the sandbox, forwards SIGTERM and
-//!    SIGHUP, and exits with the command's status, which [`Sandbox::wait`] returns.
+//! 5. runs the command (with no descriptor but the standard three: a `<(...)` or a make
+//!    jobserver's descriptors do not reach it), reaps every process that ends in the
+//!    sandbox, forwards SIGTERM and SIGHUP, and exits with the command's status, which
+//!    [`Sandbox::wait`] returns. The helper and PID 1 die with their parents.
 
 mod fdpass;
 mod init;
@@ -112,6 +114,10 @@ impl Sandbox {
     /// Starts the sandbox and returns once its PID 1 has mounted `/dev/fuse` on the future
     /// root and handed the descriptor over ([`Sandbox::take_fuse_fd`]).
     ///
+    /// The sandbox is killed when the calling *thread* ends (the kernel's parent-death signal
+    /// follows the thread that started the helper): call it from a thread that lives as long
+    /// as the sandbox should, such as the main thread.
+    ///
     /// # Errors
     /// The helper could not start, or the sandbox could not be set up; the message says which
     /// step failed and why (e.g. unprivileged user namespaces disabled, `/dev/fuse` not
@@ -135,7 +141,7 @@ impl Sandbox {
                     return Err(io::Error::last_os_error());
                 }
                 if libc::getppid() != supervisor {
-                    return Err(io::Error::other("the supervisor ended"));
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });

@@ -7,7 +7,8 @@
 //! every other call is allowed.
 //!
 //! The filter checks the architecture a call comes from: the 32-bit entry points of the same
-//! machine number `ioctl` differently, and x32 calls (on x86-64) are refused altogether.
+//! machine number `ioctl` differently, and x32 calls (on x86-64) and calls of any other
+//! architecture are refused altogether.
 
 use libc::{sock_filter, sock_fprog};
 
@@ -23,7 +24,7 @@ mod arch {
     pub(super) const X32_BIT: u32 = 0x4000_0000;
 }
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_arch = "aarch64", target_endian = "little"))]
 mod arch {
     pub(super) const NATIVE: u32 = 0xC000_00B7;
     pub(super) const NATIVE_IOCTL: u32 = 29;
@@ -33,12 +34,17 @@ mod arch {
     pub(super) const X32_BIT: u32 = 0;
 }
 
-/// Offsets in `struct seccomp_data`.
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "aarch64", target_endian = "little"))))]
+compile_error!("the sandbox's seccomp filter knows x86-64 and little-endian aarch64 only");
+
+/// Offset of the call's number in `struct seccomp_data`.
 const NR: u32 = 0;
+/// Offset of the calling architecture (`AUDIT_ARCH_*`).
 const ARCH: u32 = 4;
 /// The low half of the second argument (the `ioctl` request, an `unsigned int`).
 const REQUEST: u32 = 16 + 8;
 
+/// Loads the 32-bit word at `offset` of `struct seccomp_data`.
 const fn load(offset: u32) -> sock_filter {
     sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: offset }
 }
@@ -53,6 +59,7 @@ const fn jump_if_any(k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16, jt, jf, k }
 }
 
+/// Ends the filter with the verdict `k`.
 const fn ret(k: u32) -> sock_filter {
     sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k }
 }
@@ -69,7 +76,7 @@ fn program() -> Vec<sock_filter> {
         /* 2 */ load(NR),
         /* 3 */ jump_if_any(arch::X32_BIT, 10, 0),
         /* 4 */ jump_if(arch::NATIVE_IOCTL, 4, 3),
-        /* 5 */ jump_if(arch::COMPAT, 0, 2),
+        /* 5 */ jump_if(arch::COMPAT, 0, 8),
         /* 6 */ load(NR),
         /* 7 */ jump_if(arch::COMPAT_IOCTL, 1, 0),
         /* 8 */ allow,
