@@ -7,7 +7,7 @@
 //! net = "none"                 # or "host" (the default), "tcp:443,80"
 //! on_exit = "commit"           # or "keep", "discard"
 //! system = ["/usr", "/etc"]    # host directories bound read-only (replaces the default list)
-//! home = [".codex", ".npmrc"]  # entries of $HOME bound read-write (replaces the default logins)
+//! home = [".npmrc"]            # entries of $HOME bound read-write (replaces the login files)
 //! busy_poll = true             # as --busy-poll (root only)
 //!
 //! [[mount]]

@@ -23,14 +23,16 @@ use crate::{Failure, UsageError};
 /// Top-level host directories bound read-only (when they exist; links are recreated).
 const SYSTEM: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt"];
 
-/// Entries of the home directory agents keep their logins and settings in, bound read-write
-/// when they exist (a refreshed login must outlive the run).
-const HOME_ENTRIES: &[&str] = &[".codex", ".claude", ".claude.json", ".config/gh"];
+/// Files of the home directory that hold agents' logins, bound read-write when they exist (a
+/// refreshed login must outlive the run); `home` in `mirage.toml` replaces the list.
+const HOME_ENTRIES: &[&str] = &[".codex/auth.json", ".claude/.credentials.json", ".config/gh/hosts.yml"];
 
-/// Entries of the home directory that hold caches and toolchains (unless `home` lists them):
-/// the sandbox gets a copy of each of its own when it exists (writes end with the run), as
-/// the host's own tools later run what they hold.
-const HOME_SCRATCH: &[&str] = &[".npm", ".cache", ".cargo", ".rustup"];
+/// Entries of the home directory that hold agents' settings, caches and toolchains (unless
+/// `home` lists them): the sandbox gets a copy of each of its own when it exists, and what it
+/// writes there ends with the run, as the host's own tools later run what they hold (hooks,
+/// aliases, MCP servers, cargo configuration, toolchains).
+const HOME_SCRATCH: &[&str] =
+    &[".codex", ".claude", ".claude.json", ".config/gh", ".npm", ".cache", ".cargo", ".rustup"];
 
 /// Entries of the home directory bound read-only when they exist (unless `home` lists
 /// them): settings the host's own tools take commands from, which agents only read.
@@ -320,28 +322,44 @@ async fn skeleton(
     }
     if let Some(home) = home {
         mkdir_all(&tree, home).await?;
-        // A default gives way to a listed entry it holds or lies in (a listed `.cache/pip`
-        // drops the copy of `.cache`): each path is bound once, whole.
-        let related = |a: &str, b: &str| Path::new(a).starts_with(b) || Path::new(b).starts_with(a);
-        let listed = |entry: &&str| plan.home.iter().any(|h| related(h, entry));
-        let entries = plan.home.iter().map(|e| (e.as_str(), Access::Writable)).chain(
-            [(HOME_SCRATCH, Access::Scratch), (HOME_READ_ONLY, Access::ReadOnly)]
-                .into_iter()
-                .flat_map(|(entries, access)| entries.iter().filter(|e| !listed(e)).map(move |e| (*e, access))),
-        );
+        let listed = |entry: &&str| plan.home.iter().any(|h| h == entry);
+        let mut entries: Vec<(&str, Access)> = plan
+            .home
+            .iter()
+            .map(|e| (e.as_str(), Access::Writable))
+            .chain(
+                [(HOME_SCRATCH, Access::Scratch), (HOME_READ_ONLY, Access::ReadOnly)]
+                    .into_iter()
+                    .flat_map(|(entries, access)| entries.iter().filter(|e| !listed(e)).map(move |e| (*e, access))),
+            )
+            .collect();
+        // Outer entries first: a login file is bound over the copy of the directory it is in.
+        entries.sort_by_key(|(entry, _)| Path::new(entry).components().count());
         for (entry, access) in entries {
             let host = home.join(entry);
-            let Ok(meta) = std::fs::metadata(&host) else { continue };
+            // Over the workspace, a bind would hide it from the command.
+            if workspace.starts_with(&host) {
+                continue;
+            }
+            // A copy is made of a real directory or file only: a link could lead anywhere
+            // (to `/`, say). Other entries may be links (dotfile managers make them) to a
+            // directory or a regular file, never to a device.
+            let meta = match access {
+                Access::Scratch => std::fs::symlink_metadata(&host),
+                Access::Writable | Access::ReadOnly => std::fs::metadata(&host),
+            };
+            let Ok(meta) = meta else { continue };
+            if !meta.is_dir() && !meta.is_file() {
+                continue;
+            }
             if let Some(parent) = host.parent() {
                 mkdir_all(&tree, parent).await?;
             }
             if meta.is_dir() {
                 mkdir_all(&tree, &host).await?;
-            } else {
+            } else if tree.stat(&vpath(&host)?).await.is_err() {
                 tree.create(&vpath(&host)?, 0o600).await?;
             }
-            // A copy of its own is made of directories only; a file is then only read.
-            let access = if access == Access::Scratch && !meta.is_dir() { Access::ReadOnly } else { access };
             binds.push(Bind { path: host, access });
         }
     }

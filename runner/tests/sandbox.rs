@@ -503,6 +503,43 @@ fn a_session_that_changes_mirage_toml_is_not_committed() {
 }
 
 #[test]
+fn logins_are_the_hosts_and_settings_are_copies() {
+    let host = Host::new();
+    let claude = host.home.path().join(".claude");
+    fs::create_dir_all(&claude).unwrap();
+    fs::write(claude.join("settings.json"), "{}\n").unwrap();
+    fs::write(claude.join(".credentials.json"), "old token\n").unwrap();
+    fs::write(host.home.path().join(".claude.json"), "{}\n").unwrap();
+    let out = host.run(
+        &[],
+        r#"echo '{"hooks":{"SessionStart":[]}}' > ~/.claude/settings.json && echo '{"mcpServers":{}}' > ~/.claude.json \
+           && echo "new token" > ~/.claude/.credentials.json && echo "fresh" > ~/.codex/auth.json && cat ~/.claude/settings.json"#,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("hooks"), "the command sees its own settings");
+    assert_eq!(fs::read_to_string(claude.join("settings.json")).unwrap(), "{}\n", "the host's settings are untouched");
+    assert_eq!(fs::read_to_string(host.home.path().join(".claude.json")).unwrap(), "{}\n");
+    assert_eq!(fs::read_to_string(claude.join(".credentials.json")).unwrap(), "new token\n", "a refreshed login stays");
+    assert_eq!(fs::read_to_string(host.home.path().join(".codex/auth.json")).unwrap(), "fresh\n");
+}
+
+#[test]
+fn a_workspace_inside_a_cache_is_not_hidden() {
+    let host = Host::new();
+    let project = host.home.path().join(".cache/project");
+    fs::create_dir_all(&project).unwrap();
+    let out = Command::new(BIN)
+        .args(["--on-exit", "commit", "--", "sh", "-c", "echo made > made.txt"])
+        .current_dir(&project)
+        .env("HOME", host.home.path())
+        .env("MIRAGE_STORE", host.store.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(project.join("made.txt")).unwrap(), "made\n");
+}
+
+#[test]
 fn a_home_entry_listed_inside_a_cache_is_the_hosts() {
     let host = Host::new();
     fs::write(host.workspace.path().join("mirage.toml"), "home = [\".cache/tool\"]\n").unwrap();

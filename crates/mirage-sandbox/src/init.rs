@@ -374,19 +374,8 @@ fn private_tmp(spec: &Spec) -> Result<(), String> {
 /// would otherwise stay writable: Landlock does not cover chmod or utimes). The flags the
 /// kernel locks (nosuid, nodev, noexec) stay as they are on the host.
 fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
-    let target = inside(path);
+    let target = mount_point(path)?;
     let none: Option<&str> = None;
-    if std::fs::symlink_metadata(&target).is_err() {
-        // Below the private /tmp: make the mount point.
-        let made = match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => std::fs::create_dir_all(&target),
-            _ => target
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::File::create(&target).map(drop)),
-        };
-        step(&format!("cannot make a mount point for {}", path.display()), made)?;
-    }
     step(
         &format!("cannot bind {}", path.display()),
         mount(Some(path), &target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
@@ -397,13 +386,39 @@ fn bind_into(path: &Path, writable: bool) -> Result<(), String> {
     make_read_only(&target, path)
 }
 
-/// Puts a copy of the host directory `path` of its own at the same path in the new root: an
-/// overlay whose upper layer (the `n`th) lives on the staging tmpfs, so writes never reach the
-/// host, and end with the sandbox. Where the kernel cannot make one (overlays in a user
+/// Where `path` goes in the new root, made (a directory or an empty file, as `path` is) where
+/// nothing is there yet: below the private /tmp.
+fn mount_point(path: &Path) -> Result<PathBuf, String> {
+    let target = inside(path);
+    if std::fs::symlink_metadata(&target).is_err() {
+        let made = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => std::fs::create_dir_all(&target),
+            _ => target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::File::create(&target).map(drop)),
+        };
+        step(&format!("cannot make a mount point for {}", path.display()), made)?;
+    }
+    Ok(target)
+}
+
+/// Puts a copy of the host directory (or file) `path` of its own at the same path in the new
+/// root: an overlay whose upper layer (the `n`th) lives on the staging tmpfs (a file: a copy
+/// there), so writes never reach the host, and end with the sandbox. Where the kernel cannot make one (overlays in a user
 /// namespace need Linux 5.11), the directory is bound read-only instead, with a warning.
 fn scratch_into(path: &Path, n: usize) -> Result<(), String> {
-    let target = inside(path);
+    let target = mount_point(path)?;
     let layer = Path::new(STAGING).join(format!("scratch-{n}"));
+    if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file()) {
+        // A file: a copy on the staging tmpfs, bound over it.
+        step(&format!("cannot make a copy of {}", path.display()), std::fs::copy(path, &layer))?;
+        let none: Option<&str> = None;
+        return step(
+            &format!("cannot bind a copy of {}", path.display()),
+            mount(Some(&layer), &target, none, MsFlags::MS_BIND, none),
+        );
+    }
     let (upper, work) = (layer.join("upper"), layer.join("work"));
     for dir in [&target, &upper, &work] {
         step(&format!("cannot make a copy of {}", path.display()), std::fs::create_dir_all(dir))?;

@@ -70,8 +70,9 @@ pub enum Access {
     ReadOnly,
     /// Change it, on the host (the host's own permissions still apply).
     Writable,
-    /// Change it in a copy of its own that ends with the sandbox (a directory; an overlay on
-    /// a private tmpfs): it reads as the host's, and nothing written reaches the host.
+    /// Change it in a copy of its own that ends with the sandbox (an overlay on a private
+    /// tmpfs for a directory, a copy there for a file): it reads as the host's, and nothing
+    /// written reaches the host.
     Scratch,
 }
 
