@@ -35,16 +35,16 @@ impl Host {
         Host { workspace, home, store: tempfile::tempdir().unwrap() }
     }
 
+    /// `mirage-run`, to start in the workspace with this home and store.
+    fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command.current_dir(self.workspace.path()).env("HOME", self.home.path()).env("MIRAGE_STORE", self.store.path());
+        command
+    }
+
     /// Runs `mirage-run [options] -- sh -c SCRIPT` in the workspace.
     fn run(&self, options: &[&str], script: &str) -> Output {
-        Command::new(BIN)
-            .args(options)
-            .args(["--", "sh", "-c", script])
-            .current_dir(self.workspace.path())
-            .env("HOME", self.home.path())
-            .env("MIRAGE_STORE", self.store.path())
-            .output()
-            .unwrap()
+        self.command().args(options).args(["--", "sh", "-c", script]).output().unwrap()
     }
 
     /// Every file under the workspace and the home directory, with its content.
@@ -243,12 +243,10 @@ fn signals_reach_only_the_sandbox() {
     let host = Host::new();
     // A process of the caller's in the process group the sandbox starts in.
     let mut outsider = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
-    let out = Command::new(BIN)
+    let out = host
+        .command()
         .args(["--on-exit", "discard", "--", "sh", "-c", "kill -KILL 0; sleep 5"])
         .process_group(outsider.id() as i32)
-        .current_dir(host.workspace.path())
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
         .output()
         .unwrap();
     let outsider_lived = outsider.try_wait().unwrap().is_none();
@@ -280,11 +278,9 @@ fn nothing_of_the_sandbox_outlives_the_runner() {
     let sleeper = |n: u32| (format!("sleep {n}"), format!("sleep $(({} + 1))", n - 1));
     // The runner killed: the command, which ignores SIGTERM and SIGHUP, goes with it.
     let (marker, command) = sleeper(30_000 + std::process::id() % 10_000);
-    let mut runner = Command::new(BIN)
+    let mut runner = host
+        .command()
         .args(["--on-exit", "discard", "--", "sh", "-c", &format!("trap '' TERM HUP; {command}")])
-        .current_dir(host.workspace.path())
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
         .spawn()
         .unwrap();
     assert!(wait_until(&|| alive(&marker), 10), "the command started");
@@ -293,11 +289,9 @@ fn nothing_of_the_sandbox_outlives_the_runner() {
     assert!(wait_until(&|| !alive(&marker), 5), "the command ended with the runner");
     // SIGTERM to the runner: relayed, and a command that ignores it is killed after the grace.
     let (marker, command) = sleeper(40_000 + std::process::id() % 10_000);
-    let mut runner = Command::new(BIN)
+    let mut runner = host
+        .command()
         .args(["--on-exit", "discard", "--", "sh", "-c", &format!("trap '' TERM; {command}")])
-        .current_dir(host.workspace.path())
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -484,21 +478,11 @@ fn a_session_that_changes_mirage_toml_is_not_committed() {
     assert!(stderr.contains("not committing") && stderr.contains("/sub/mirage.toml"), "{stderr}");
     assert_eq!(host.snapshot(), before, "nothing reached the workspace");
     // The session kept its changes, and committing it by name is refused the same way.
-    let commit = Command::new(BIN)
-        .args(["commit", "run-1"])
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
-        .output()
-        .unwrap();
+    let commit = host.command().args(["commit", "run-1"]).output().unwrap();
     assert!(!commit.status.success());
     assert!(text(&commit.stderr).contains("not committing 'run-1'"), "{}", text(&commit.stderr));
     assert_eq!(host.snapshot(), before);
-    let diff = Command::new(BIN)
-        .args(["diff", "run-1"])
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
-        .output()
-        .unwrap();
+    let diff = host.command().args(["diff", "run-1"]).output().unwrap();
     assert!(text(&diff.stdout).contains("mirage.toml"), "{}", text(&diff.stdout));
 }
 
@@ -528,11 +512,10 @@ fn a_workspace_inside_a_cache_is_not_hidden() {
     let host = Host::new();
     let project = host.home.path().join(".cache/project");
     fs::create_dir_all(&project).unwrap();
-    let out = Command::new(BIN)
+    let out = host
+        .command()
         .args(["--on-exit", "commit", "--", "sh", "-c", "echo made > made.txt"])
         .current_dir(&project)
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -593,11 +576,9 @@ fn the_sandbox_init_reaps_orphans_and_relays_sigterm() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "0", "no zombie in the sandbox");
     // SIGTERM to mirage-run reaches the command, whose exit code comes back.
-    let mut child = Command::new(BIN)
+    let mut child = host
+        .command()
         .args(["--on-exit", "discard", "--", "sh", "-c", "trap 'exit 42' TERM; echo ready; sleep 10 & wait"])
-        .current_dir(host.workspace.path())
-        .env("HOME", host.home.path())
-        .env("MIRAGE_STORE", host.store.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -166,7 +166,7 @@ impl Session {
         &self,
         path: &str,
         op: &'static str,
-        at: impl Fn(u64) -> Option<u64>,
+        at: impl FnOnce(u64) -> Option<u64>,
         data: Bytes,
     ) -> Result<()> {
         let path = self.abs(path)?;
@@ -182,15 +182,17 @@ impl Session {
         let in_overlay = matches!(found, Found::Node(_));
         let mut node = self.copy_up(&path, &found).await?;
         let NodeKind::File(file) = &mut node.kind else { unreachable!("checked to be a file") };
-        let grows_to = match at(file.size) {
+        let at = at(file.size);
+        let truncate_to = || u64::from_le_bytes(data.as_ref().try_into().expect("8 bytes"));
+        let end = match at {
             Some(offset) => offset.checked_add(data.len() as u64),
-            None => data.as_ref().try_into().ok().map(u64::from_le_bytes),
+            None => Some(truncate_to()),
         };
-        if grows_to.is_none_or(|size| size > MAX_FILE_SIZE) {
+        if end.is_none_or(|end| end > MAX_FILE_SIZE) {
             return Err(err(ErrorKind::FileTooLarge, op, &path)
                 .with_detail(format!("a file in a session holds at most {MAX_FILE_SIZE} bytes (16 TiB)")));
         }
-        let (size, chunks) = match at(file.size) {
+        let (size, chunks) = match at {
             Some(offset) => {
                 let mut fills = Vec::new();
                 for idx in file.chunks_to_fill(offset, data.len() as u64) {
@@ -204,7 +206,7 @@ impl Session {
                 )
             }
             None => {
-                let len = u64::from_le_bytes(data.as_ref().try_into().expect("8 bytes"));
+                let len = truncate_to();
                 file.truncate(len);
                 (len, Vec::new())
             }

@@ -644,13 +644,19 @@ async fn default_fork_names_are_unique_and_reuse_freed_numbers() {
     assert_eq!(forks[7].fork().unwrap().name().unwrap(), format!("{}.1", names[7]));
 }
 
-#[tokio::test]
-async fn a_sparse_file_is_committed_sparse_and_sizes_are_bounded() {
-    use std::os::unix::fs::MetadataExt;
+/// A root session `main` over an empty host directory mounted at `/w`.
+fn over_an_empty_dir() -> (tempfile::TempDir, Mirage, Session) {
     let dir = tempfile::tempdir().unwrap();
     let mirage = Mirage::new();
     mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
     let root = mirage.create_session("main").unwrap();
+    (dir, mirage, root)
+}
+
+#[tokio::test]
+async fn a_sparse_file_is_committed_sparse_and_sizes_are_bounded() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, _mirage, root) = over_an_empty_dir();
     root.write_file("/w/sparse", "head").await.unwrap();
     let size = 64u64 << 30;
     root.truncate("/w/sparse", size).await.unwrap();
@@ -680,10 +686,7 @@ async fn a_sparse_file_is_committed_sparse_and_sizes_are_bounded() {
 #[tokio::test]
 async fn setuid_and_setgid_bits_do_not_reach_host_files() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let mirage = Mirage::new();
-    mirage.mount("/w", Arc::new(LocalResource::new(dir.path()).unwrap()), MountOptions::default()).unwrap();
-    let root = mirage.create_session("main").unwrap();
+    let (dir, _mirage, root) = over_an_empty_dir();
     root.write_file("/w/tool", "#!/bin/sh\n").await.unwrap();
     root.set_mode("/w/tool", 0o6755).await.unwrap();
     root.mkdir("/w/shared", 0o3777).await.unwrap();
