@@ -75,12 +75,10 @@ npm run build --workspace @mirage/vfs
 step "node --test"
 npm test --workspace @mirage/vfs
 
+# The Rust examples ran as tests of mirage-examples above; mirage-run was built for its tests.
 step "examples"
-cargo run --quiet --locked -p mirage-examples --bin kv_resource >/dev/null
-cargo run --quiet --locked -p mirage-examples --bin agents >/dev/null
 npm run example --silent --workspace mirage-examples-ts >/dev/null
 npm run http --silent --workspace mirage-examples-ts >/dev/null
-cargo build --quiet --locked -p mirage-run
 examples/sandbox/two-agents.sh target/debug/mirage-run >/dev/null
 echo
 echo "all tests passed"
