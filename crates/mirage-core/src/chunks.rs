@@ -9,6 +9,8 @@ use bytes::Bytes;
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::budget;
+
 /// Chunk index to content, ordered by index.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(from = "OrdMap<u64, Bytes>")]
@@ -82,11 +84,13 @@ impl Chunks {
     }
 }
 
+/// Read back from a store: the content is in memory already, so it counts against the
+/// content limit even past it.
 impl From<OrdMap<u64, Bytes>> for Chunks {
     fn from(map: OrdMap<u64, Bytes>) -> Self {
         let mut chunks = Chunks::Empty;
         for (idx, bytes) in map {
-            chunks.insert(idx, bytes);
+            chunks.insert(idx, budget::hold_anyway(bytes));
         }
         chunks
     }

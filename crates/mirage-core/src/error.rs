@@ -45,13 +45,16 @@ pub enum ErrorKind {
     Io,
     /// A file would grow past the largest size a session holds (`EFBIG`).
     FileTooLarge,
+    /// The content sessions hold in memory would pass its limit, or a resource is full
+    /// (`ENOSPC`).
+    NoSpace,
     /// A commit lost a race: the paths it names were changed by someone else first.
     Conflict,
 }
 
 impl ErrorKind {
     /// Every kind, for tables and conversions.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::NotADirectory,
@@ -66,6 +69,7 @@ impl ErrorKind {
         ErrorKind::Unsupported,
         ErrorKind::Io,
         ErrorKind::FileTooLarge,
+        ErrorKind::NoSpace,
         ErrorKind::Conflict,
     ];
 
@@ -95,6 +99,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => libc::ENOTSUP,
             ErrorKind::Io => libc::EIO,
             ErrorKind::FileTooLarge => libc::EFBIG,
+            ErrorKind::NoSpace => libc::ENOSPC,
             ErrorKind::Conflict => libc::EBUSY,
         }
     }
@@ -116,6 +121,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "ENOTSUP",
             ErrorKind::Io => "EIO",
             ErrorKind::FileTooLarge => "EFBIG",
+            ErrorKind::NoSpace => "ENOSPC",
             ErrorKind::Conflict => "ECONFLICT",
         }
     }
@@ -136,6 +142,7 @@ impl ErrorKind {
             libc::ELOOP => ErrorKind::FilesystemLoop,
             libc::ENOTSUP => ErrorKind::Unsupported,
             libc::EFBIG => ErrorKind::FileTooLarge,
+            libc::ENOSPC | libc::EDQUOT => ErrorKind::NoSpace,
             _ => ErrorKind::Io,
         }
     }
@@ -156,6 +163,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "operation not supported",
             ErrorKind::Io => "input/output error",
             ErrorKind::FileTooLarge => "file too large",
+            ErrorKind::NoSpace => "no space left",
             ErrorKind::Conflict => "conflict",
         }
     }

@@ -44,6 +44,7 @@
 //! winner and apply it without losing the others' work. Sessions are persistent maps, so a
 //! fork costs the same with ten changed files or a hundred thousand.
 
+pub mod budget;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
@@ -63,6 +64,7 @@ mod state;
 mod store;
 mod watch;
 
+pub use budget::{Held, content_held, content_limit, content_refusals, set_content_limit};
 pub use commit::{Change, ChangeKind, TEXT_DIFF_LIMIT};
 pub use error::{Error, ErrorKind, Result};
 pub use local::LocalResource;

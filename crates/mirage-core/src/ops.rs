@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::budget::{self, Buffer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{Attr, FileData, Node, NodeKind, Origin, View};
 use crate::path::VPath;
@@ -107,7 +108,8 @@ impl Session {
             Some(_) => self.metadata(&found).map_or(0o644, |meta| meta.mode),
             None => 0o644,
         };
-        let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data.into())));
+        let data = budget::hold(data.into(), Buffer::Own, "write").map_err(|e| e.with_path(path.clone()))?;
+        let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data)));
         self.apply(view, &[self.set(&path, node)])?;
         Ok(path)
     }
@@ -199,7 +201,8 @@ impl Session {
                     let start = idx * crate::overlay::CHUNK;
                     fills.push((idx, self.read_file_data(&path, file, start, crate::overlay::CHUNK).await?));
                 }
-                let changed = file.write(offset, &data, &fills);
+                let data = budget::hold(data, Buffer::Own, op).map_err(|e| e.with_path(path.clone()))?;
+                let changed = file.write(offset, &data, &fills).map_err(|e| e.with_path(path.clone()))?;
                 (
                     file.size,
                     changed.into_iter().map(|i| (i, file.chunks.get(i).expect("written just now").clone())).collect(),

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::budget::{self, Buffer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mount::{Mount, MountOptions, MountTable, Route};
 use crate::overlay::{Attr, BaseRef, CHUNK, FileData, Node, NodeKind, Origin, Segment, View};
@@ -958,6 +959,8 @@ impl Session {
                 FileType::File if meta.size <= CHUNK => {
                     let content =
                         mount.resource().read(inner, 0, meta.size).await.map_err(|e| e.in_mount(mount.point()))?;
+                    let content =
+                        budget::hold(content, Buffer::Shared, "copy").map_err(|e| e.with_path(path.clone()))?;
                     NodeKind::File(FileData::from_bytes(content))
                 }
                 FileType::File => NodeKind::File(FileData::from_base(BaseRef {

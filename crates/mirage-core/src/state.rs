@@ -69,6 +69,13 @@ pub(crate) struct SessionState {
     pub(crate) changes: Arc<AtomicU32>,
 }
 
+/// Chunks read back from a store, counted against the content limit (see
+/// [`crate::budget`]) as the ones written live are.
+fn held_chunks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(u64, Bytes)>, D::Error> {
+    let chunks = Vec::<(u64, Bytes)>::deserialize(deserializer)?;
+    Ok(chunks.into_iter().map(|(idx, bytes)| (idx, crate::budget::hold_anyway(bytes))).collect())
+}
+
 /// A change to the state of the sessions; also the unit of the store's journal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum Record {
@@ -78,7 +85,15 @@ pub(crate) enum Record {
     Set { session: SessionId, path: VPath, node: Arc<Node> },
     /// Changes the content of the overlay file at `path`: truncate (or extend) to `size`,
     /// then replace the listed chunks.
-    Patch { session: SessionId, path: VPath, stamp: u64, attr: Attr, size: u64, chunks: Vec<(u64, Bytes)> },
+    Patch {
+        session: SessionId,
+        path: VPath,
+        stamp: u64,
+        attr: Attr,
+        size: u64,
+        #[serde(deserialize_with = "held_chunks")]
+        chunks: Vec<(u64, Bytes)>,
+    },
     /// Moves a child's changes into its parent (checked for conflicts beforehand).
     Commit { child: SessionId, winner_takes_all: bool },
     /// What the resources hold at `path` changed under the session's own commit (an entry

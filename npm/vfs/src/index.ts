@@ -38,7 +38,7 @@ const ERROR_TAG = 'MIRAGE_ERROR:'
 /** An error from Mirage, shaped like node:fs errors. */
 export interface MirageError extends Error {
   /** `ENOENT`, `EEXIST`, `ENOTDIR`, `EISDIR`, `ENOTEMPTY`, `EROFS`, `EACCES`, `EINVAL`,
-   * `ENAMETOOLONG`, `EXDEV`, `ELOOP`, `ENOTSUP`, `EIO`, `EFBIG`, or `ECONFLICT` (a commit lost a race). */
+   * `ENAMETOOLONG`, `EXDEV`, `ELOOP`, `ENOTSUP`, `EIO`, `EFBIG`, `ENOSPC`, or `ECONFLICT` (a commit lost a race). */
   code: string
   /** The matching (negative-free) errno value; `ECONFLICT` uses `EBUSY`'s. */
   errno: number

@@ -1,0 +1,140 @@
+//! A process-wide limit on the file content sessions hold in memory.
+//!
+//! A session keeps what it writes in memory until it commits or is dropped, so a program that
+//! writes without end would grow the process until the kernel's out-of-memory killer ends it,
+//! and every session with it. With a limit set ([`set_content_limit`]), each buffer of content
+//! a session takes in is counted for as long as it lives, and a write that would pass the
+//! limit fails with [`ErrorKind::NoSpace`] (`ENOSPC`), as on a full disk; dropping or
+//! committing content gives the room back. Forks share buffers, so they count once.
+//!
+//! Without a limit (the default) nothing is counted and nothing is copied. The limit is meant
+//! to be set once, before sessions take in content: content taken in earlier is not counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The limit in bytes; `u64::MAX` stands for none.
+static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Bytes of content counted now.
+static HELD: AtomicU64 = AtomicU64::new(0);
+/// Writes refused for want of room.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Sets (or, with `None`, lifts) the limit on the content sessions of this process hold.
+pub fn set_content_limit(limit: Option<u64>) {
+    LIMIT.store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+/// The limit set by [`set_content_limit`], if any.
+pub fn content_limit() -> Option<u64> {
+    Some(LIMIT.load(Ordering::Relaxed)).filter(|&limit| limit != u64::MAX)
+}
+
+/// Bytes of content counted against the limit now (0 while there is none).
+pub fn content_held() -> u64 {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// How many writes the limit has refused so far, for a report at the end of a run.
+pub fn content_refusals() -> u64 {
+    REFUSED.load(Ordering::Relaxed)
+}
+
+/// Room for `len` bytes of content, counted against the limit until dropped.
+///
+/// Crates that keep session content of their own (a FUSE server's files that were removed
+/// while open) hold it through this, so that it counts as the sessions' content does.
+#[derive(Debug)]
+#[must_use = "the room is given back when this is dropped"]
+pub struct Held(u64);
+
+impl Held {
+    /// Takes room for `len` bytes, or fails with [`ErrorKind::NoSpace`] when that would pass
+    /// the limit. `op` names the operation in the error.
+    pub fn take(len: u64, op: &'static str) -> Result<Held> {
+        let limit = LIMIT.load(Ordering::Relaxed);
+        if limit == u64::MAX || len == 0 {
+            return Ok(Held(0));
+        }
+        let before = HELD.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > limit {
+            HELD.fetch_sub(len, Ordering::Relaxed);
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::new(ErrorKind::NoSpace, op).with_detail(format!(
+                "sessions hold {before} bytes of content in memory and may hold {limit}; \
+                 commit or drop sessions to make room"
+            )));
+        }
+        Ok(Held(len))
+    }
+
+    /// Takes room for `len` bytes even past the limit: for content that is already in memory
+    /// and must stay (a store's journal being read back).
+    fn take_anyway(len: u64) -> Held {
+        if LIMIT.load(Ordering::Relaxed) == u64::MAX {
+            return Held(0);
+        }
+        HELD.fetch_add(len, Ordering::Relaxed);
+        Held(len)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            HELD.fetch_sub(self.0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A buffer and the room it holds.
+struct Counted {
+    data: Bytes,
+    _held: Held,
+}
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// How the buffer handed to [`hold`] relates to its allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Buffer {
+    /// The buffer is its whole allocation, made for this content: it is kept as it is.
+    Own,
+    /// The buffer may be part of a larger allocation (a slice of a write, a resource's
+    /// answer): it is copied, so that the room counted is the memory held.
+    Shared,
+}
+
+/// `data`, counted against the limit for as long as any clone of the result lives; fails with
+/// [`ErrorKind::NoSpace`] past the limit. Without a limit, `data` itself.
+pub(crate) fn hold(data: Bytes, buffer: Buffer, op: &'static str) -> Result<Bytes> {
+    if content_limit().is_none() || data.is_empty() {
+        return Ok(data);
+    }
+    let held = Held::take(data.len() as u64, op)?;
+    Ok(counted(data, buffer, held))
+}
+
+/// `data`, counted even past the limit (see [`Held::take_anyway`]).
+pub(crate) fn hold_anyway(data: Bytes) -> Bytes {
+    if content_limit().is_none() || data.is_empty() {
+        return data;
+    }
+    let held = Held::take_anyway(data.len() as u64);
+    counted(data, Buffer::Shared, held)
+}
+
+fn counted(data: Bytes, buffer: Buffer, held: Held) -> Bytes {
+    let data = match buffer {
+        Buffer::Own => data,
+        Buffer::Shared => Bytes::copy_from_slice(&data),
+    };
+    Bytes::from_owner(Counted { data, _held: held })
+}

@@ -1,0 +1,84 @@
+//! The limit on the content sessions hold in memory (`mirage_core::budget`).
+//!
+//! The limit is process-wide, so this file holds a single test that walks through every case
+//! in turn (each test file is a process of its own).
+
+use std::sync::Arc;
+
+use mirage_core::{
+    CommitOptions, ErrorKind, LocalResource, MemoryResource, Mirage, MountOptions, content_held, content_refusals,
+    set_content_limit,
+};
+
+const KIB: u64 = 1024;
+
+fn kib(n: u64) -> Vec<u8> {
+    vec![b'x'; (n * KIB) as usize]
+}
+
+#[tokio::test]
+async fn sessions_hold_content_up_to_the_limit_and_get_room_back_as_it_goes() {
+    let store = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    set_content_limit(Some(1024 * KIB));
+    let mirage = Mirage::open(store.path()).unwrap();
+    mirage.mount("/m", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    mirage.mount("/p", Arc::new(LocalResource::new(project.path()).unwrap()), MountOptions::default()).unwrap();
+    let main = mirage.create_session("main").unwrap();
+
+    main.write_file("/m/big", kib(600)).await.unwrap();
+    assert_eq!(content_held(), 600 * KIB);
+
+    // A fork shares what its parent holds: only what it writes counts.
+    let fork = main.fork().unwrap();
+    assert_eq!(content_held(), 600 * KIB);
+    fork.write_file("/m/more", kib(300)).await.unwrap();
+    assert_eq!(content_held(), 900 * KIB);
+
+    // Past the limit a write fails as on a full disk, naming the path, and changes nothing.
+    let full = fork.write_file("/m/too-much", kib(200)).await.unwrap_err();
+    assert_eq!((full.kind(), full.kind().code(), full.errno()), (ErrorKind::NoSpace, "ENOSPC", libc::ENOSPC));
+    assert_eq!(full.path().map(|p| p.as_str()), Some("/m/too-much"), "{full}");
+    assert!(!fork.exists("/m/too-much").await.unwrap());
+    let full = fork.write("/m/more", 300 * KIB, kib(200)).await.unwrap_err();
+    assert_eq!(full.kind(), ErrorKind::NoSpace, "{full}");
+    assert_eq!(fork.stat("/m/more").await.unwrap().size, 300 * KIB, "a refused write extends nothing");
+    assert_eq!(content_held(), 900 * KIB);
+    assert_eq!(content_refusals(), 2);
+    assert_eq!(fork.read_file("/m/more").await.unwrap().len() as u64, 300 * KIB, "the fork keeps its work");
+
+    // Aborting the fork gives its room back.
+    fork.abort().unwrap();
+    drop(fork);
+    assert_eq!(content_held(), 600 * KIB);
+
+    // A write into part of a chunk holds that chunk (64 KiB) anew; replacing a file gives its
+    // old content's room back.
+    main.write("/m/big", 10, &b"patch"[..]).await.unwrap();
+    assert_eq!(content_held(), 664 * KIB);
+    main.write_file("/m/big", &b"small"[..]).await.unwrap();
+    assert_eq!(content_held(), 5);
+
+    // A file of the resource changed in a session is copied into it, and counts.
+    std::fs::write(project.path().join("f"), kib(4)).unwrap();
+    main.write("/p/f", 0, &b"y"[..]).await.unwrap();
+    assert!(content_held() >= 4 * KIB + 5, "{}", content_held());
+
+    // Reopening the store reads the sessions' content back, and it counts again.
+    drop(main);
+    drop(mirage);
+    assert_eq!(content_held(), 0, "nothing is held once the sessions are gone");
+    let mirage = Mirage::open(store.path()).unwrap();
+    mirage.mount("/m", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    mirage.mount("/p", Arc::new(LocalResource::new(project.path()).unwrap()), MountOptions::default()).unwrap();
+    assert!(content_held() >= 4 * KIB + 5, "{}", content_held());
+    let main = mirage.session("main").unwrap();
+
+    // Once committed to the resources, the content is theirs and the session holds no copy.
+    main.commit(CommitOptions::default()).await.unwrap();
+    assert_eq!(std::fs::read(project.path().join("f")).unwrap()[0], b'y');
+    assert_eq!(main.read_file("/m/big").await.unwrap(), "small");
+    assert!(content_held() <= 5, "{}", content_held());
+
+    set_content_limit(None);
+}
