@@ -9,6 +9,7 @@
 //! system = ["/usr", "/etc"]    # host directories bound read-only (replaces the default list)
 //! home = [".npmrc"]            # entries of $HOME bound read-write (replaces the login files)
 //! busy_poll = true             # as --busy-poll (root only)
+//! max_memory = "8G"            # as --max-memory
 //!
 //! [[mount]]
 //! path = "/data"               # where it appears in the sandbox
@@ -68,6 +69,7 @@ pub(crate) struct Config {
     pub(crate) home: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) busy_poll: bool,
+    pub(crate) max_memory: Option<String>,
     #[serde(default)]
     pub(crate) mount: Vec<MountEntry>,
 }

@@ -11,6 +11,7 @@
 //! a summary says what changed and what happened to it.
 
 mod config;
+mod memory;
 mod mount;
 mod report;
 mod run;
@@ -23,13 +24,13 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
                   [--session NAME | --fork NAME] [--store DIR] [--[no-]busy-poll]
-                  [--mount PATH=SOURCE]... [--mount-ro PATH=SOURCE]... -- COMMAND [ARGS]
+                  [--max-memory SIZE] [--mount PATH=SOURCE]... [--mount-ro PATH=SOURCE]... -- COMMAND [ARGS]
        mirage-run sessions [--store DIR]
        mirage-run diff NAME [--text] [--store DIR]
        mirage-run commit NAME [--message TEXT] [--store DIR]
        mirage-run abort NAME [--store DIR]
        mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--passthrough] [--on-exit keep|commit|discard]
-                                   [--session NAME [--store DIR]] [--busy-poll]
+                                   [--session NAME [--store DIR]] [--busy-poll] [--max-memory SIZE]
        mirage-run unmount MOUNTPOINT [--lazy]
 
 (run)     runs COMMAND in a sandbox whose root is a copy-on-write session: the current
@@ -42,7 +43,7 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
           network at all; --net tcp:443,80: TCP connections to those ports only (Landlock). --mount /data=local:DIR (or memory:, or a URL such as s3://bucket/prefix) adds a mount to the
           session's tree (--mount-ro: read-only). ./mirage.toml (or
           ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, busy_poll,
-          [[mount]].
+          max_memory, [[mount]].
 sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);
           commit applies it to its parent (the first fork to commit wins; a later one is
           refused, naming the paths, and keeps its changes) or, for a root session, to its
@@ -61,6 +62,9 @@ mount     serves a copy-on-write session over DIR (default: the current director
           each request wakes its threads sooner: creating many small files goes about 2x faster,
           at the cost of idle CPUs spinning meanwhile. --no-busy-poll overrides busy_poll =
           true in mirage.toml.
+--max-memory SIZE (run and mount): the most file content the session may hold in
+          mirage-run's memory (512M, 8G, ...; none: no limit). Past it, writes fail with
+          ENOSPC as on a full disk, and the run says so at the end. Default: half the RAM.
 unmount   unmounts a session mounted by `mirage-run mount` (--lazy: detach now, finish when
           the last user leaves).";
 

@@ -26,6 +26,7 @@ pub(crate) struct MountArgs {
     session: Option<String>,
     passthrough: bool,
     busy_poll: bool,
+    max_memory: Option<Option<u64>>,
 }
 
 impl MountArgs {
@@ -34,13 +35,14 @@ impl MountArgs {
         use lexopt::Arg::{Long, Value};
         let (mut mountpoint, mut source, mut read_only, mut on_exit, mut store, mut session) =
             (None, None, false, None, None, None);
-        let (mut passthrough, mut busy_poll) = (false, false);
+        let (mut passthrough, mut busy_poll, mut max_memory) = (false, false, None);
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("source") => source = Some(PathBuf::from(parser.value()?)),
                 Long("read-only") => read_only = true,
                 Long("passthrough") => passthrough = true,
                 Long("busy-poll") => busy_poll = true,
+                Long("max-memory") => max_memory = Some(crate::memory::parse(&parser.value()?.string()?)?),
                 Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
                 Long("session") => session = Some(parser.value()?.string()?),
@@ -64,7 +66,7 @@ impl MountArgs {
                 std::env::current_dir().map_err(|e| UsageError(format!("cannot read the current directory: {e}")))?
             }
         };
-        Ok(MountArgs { mountpoint, source, read_only, on_exit, store, session, passthrough, busy_poll })
+        Ok(MountArgs { mountpoint, source, read_only, on_exit, store, session, passthrough, busy_poll, max_memory })
     }
 }
 
@@ -103,6 +105,8 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     }
     let on_exit = args.on_exit.unwrap_or(if args.session.is_some() { OnExit::Keep } else { OnExit::Discard });
     let runtime = tokio::runtime::Runtime::new().map_err(|e| fail("cannot start", &e))?;
+    // Before the store is read back, so that the content it holds counts.
+    crate::memory::apply(args.max_memory);
     let (session, workspace, claim) = match &args.session {
         // A session of the store (as `mirage-run --session` makes them): its whole tree, with
         // its workspace at its own path.

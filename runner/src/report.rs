@@ -43,6 +43,9 @@ pub(crate) fn finish(
     created: bool,
     stored: bool,
 ) -> Result<ExitCode, Failure> {
+    if let Some(refusals) = crate::memory::refusals_report() {
+        eprintln!("mirage-run: {refusals}");
+    }
     let changes =
         runtime.block_on(session.diff()).map_err(|e| Failure::Run(format!("cannot list the changes: {e}")))?;
     let count = |kind: ChangeKind| changes.iter().filter(|c| c.kind == kind).count();

@@ -50,6 +50,8 @@ pub(crate) struct RunArgs {
     mounts: Vec<MountEntry>,
     /// `--busy-poll` or `--no-busy-poll`, over `mirage.toml`'s `busy_poll`.
     busy_poll: Option<bool>,
+    /// `--max-memory`, over `mirage.toml`'s `max_memory`.
+    max_memory: Option<Option<u64>>,
 }
 
 impl RunArgs {
@@ -58,7 +60,7 @@ impl RunArgs {
         use lexopt::Arg::{Long, Value};
         let (mut net, mut on_exit, mut command) = (None, None, Vec::new());
         let (mut store, mut session, mut fork, mut mounts) = (None, None, None, Vec::new());
-        let mut busy_poll = None;
+        let (mut busy_poll, mut max_memory) = (None, None);
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("net") => net = Some(parse_net(&parser.value()?.string()?)?),
@@ -70,6 +72,7 @@ impl RunArgs {
                 Long("fork") => fork = Some(parser.value()?.string()?),
                 Long("busy-poll") => busy_poll = Some(true),
                 Long("no-busy-poll") => busy_poll = Some(false),
+                Long("max-memory") => max_memory = Some(crate::memory::parse(&parser.value()?.string()?)?),
                 Value(first) => {
                     command.push(first.string()?);
                     command.extend(parser.raw_args()?.map(|a| a.string()).collect::<Result<Vec<_>, _>>()?);
@@ -83,7 +86,7 @@ impl RunArgs {
         if session.is_some() && fork.is_some() {
             return Err(UsageError("--session and --fork exclude each other".into()));
         }
-        Ok(RunArgs { command, net, on_exit, store, session, fork, mounts, busy_poll })
+        Ok(RunArgs { command, net, on_exit, store, session, fork, mounts, busy_poll, max_memory })
     }
 }
 
@@ -109,6 +112,8 @@ struct Plan {
     home: Vec<String>,
     mounts: Vec<MountEntry>,
     busy_poll: bool,
+    /// The limit on session content in memory, when one was chosen.
+    max_memory: Option<Option<u64>>,
 }
 
 impl Plan {
@@ -134,7 +139,20 @@ impl Plan {
         let home = config.home.unwrap_or_else(|| HOME_ENTRIES.iter().map(|e| (*e).to_owned()).collect());
         let mut mounts = config.mount;
         mounts.extend(args.mounts.iter().cloned());
-        Ok(Plan { net, on_exit, system, home, mounts, busy_poll: args.busy_poll.unwrap_or(config.busy_poll) })
+        let max_memory = match (args.max_memory, &config.max_memory) {
+            (Some(limit), _) => Some(limit),
+            (None, Some(limit)) => Some(crate::memory::parse(limit)?),
+            (None, None) => None,
+        };
+        Ok(Plan {
+            net,
+            on_exit,
+            system,
+            home,
+            mounts,
+            busy_poll: args.busy_poll.unwrap_or(config.busy_poll),
+            max_memory,
+        })
     }
 }
 
@@ -157,6 +175,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .block_on(skeleton(&plan, &workspace, home.as_deref()))
         .map_err(|e| fail("cannot prepare the sandbox's tree", &e))?;
 
+    // Before the store is read back, so that the content it holds counts.
+    crate::memory::apply(plan.max_memory);
     let run = open_session(&args, &workspace)?;
     let (mirage, session) = (run.mirage.clone(), run.session.clone());
     mirage

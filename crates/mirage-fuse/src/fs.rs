@@ -267,9 +267,9 @@ impl Served {
         let content = content.get_or_insert_with(|| Sparse::new(snapshot.metadata().size));
         // Reading the old bytes may wait; filling a chunk with them changes nothing seen.
         for index in content.to_fill(start, data.len() as u64) {
-            content.fill(index, &self.run(snapshot.read(index * CHUNK, CHUNK))?);
+            content.fill(index, &self.run(snapshot.read(index * CHUNK, CHUNK))?).map_err(|e| errno(&e))?;
         }
-        content.write(start, data);
+        content.write(start, data).map_err(|e| errno(&e))?;
         *mtime = SystemTime::now();
         Ok(())
     }
@@ -875,11 +875,15 @@ impl Filesystem for MirageFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         self.served.arrived();
-        // A session has no fixed capacity: report a large, mostly free volume so that tools
-        // checking for space proceed.
-        const BLOCKS: u64 = 1 << 30;
+        // The capacity is the limit on the content sessions hold in memory, when there is
+        // one; otherwise a large, free volume, so that tools checking for space proceed.
+        const BLOCK: u64 = 4096;
         const FILES: u64 = 1 << 32;
-        reply.statfs(BLOCKS, BLOCKS, BLOCKS, FILES, FILES, 4096, 255, 4096);
+        let (blocks, free) = match mirage_core::content_limit() {
+            Some(limit) => (limit / BLOCK, limit.saturating_sub(mirage_core::content_held()) / BLOCK),
+            None => (1 << 30, 1 << 30),
+        };
+        reply.statfs(blocks, free, free, FILES, FILES, BLOCK as u32, 255, BLOCK as u32);
     }
 
     fn create(

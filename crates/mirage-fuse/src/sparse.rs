@@ -1,9 +1,12 @@
 //! The content of a removed file once it is changed: the 64 KiB chunks written since, over
 //! what is left of the file as it was removed. Untouched ranges cost nothing, so truncating
 //! to an exabyte or writing far past the end holds one chunk at most, as a real filesystem
-//! holds a sparse file.
+//! holds a sparse file. Chunks count against the content limit of sessions
+//! ([`mirage_core::budget`]), as the session's own content does.
 
 use std::collections::BTreeMap;
+
+use mirage_core::{Held, Result};
 
 /// Bytes per chunk.
 pub(crate) const CHUNK: u64 = 64 * 1024;
@@ -19,7 +22,26 @@ pub(crate) struct Sparse {
     /// Below this offset, an unwritten chunk reads as the removed file did; a truncation
     /// lowers it, so that what grows again reads as zeros.
     snapshot_len: u64,
-    chunks: BTreeMap<u64, Box<[u8]>>,
+    chunks: BTreeMap<u64, Chunk>,
+}
+
+/// A chunk of written bytes and the room it takes.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Box<[u8]>,
+    _held: Held,
+}
+
+impl Chunk {
+    /// A chunk of zeros, in `held` room.
+    fn zeros(held: Held) -> Self {
+        Chunk { bytes: vec![0; CHUNK as usize].into_boxed_slice(), _held: held }
+    }
+}
+
+/// Room for one chunk; fails with `NoSpace` past the content limit.
+fn room(op: &'static str) -> Result<Held> {
+    Held::take(CHUNK, op)
 }
 
 /// Where a range of a [`Sparse`] file's bytes comes from.
@@ -60,43 +82,54 @@ impl Sparse {
 
     /// Sets chunk `index` to the removed file's `bytes` at its offset (as many as it had
     /// there; the rest of the chunk is zeros).
-    pub(crate) fn fill(&mut self, index: u64, bytes: &[u8]) {
+    ///
+    /// # Errors
+    /// `NoSpace` past the content limit.
+    pub(crate) fn fill(&mut self, index: u64, bytes: &[u8]) -> Result<()> {
         let keep = (self.snapshot_len - index * CHUNK).min(CHUNK) as usize;
-        let mut chunk = vec![0; CHUNK as usize].into_boxed_slice();
+        let mut chunk = Chunk::zeros(room("write")?);
         let n = keep.min(bytes.len());
-        chunk[..n].copy_from_slice(&bytes[..n]);
+        chunk.bytes[..n].copy_from_slice(&bytes[..n]);
         self.chunks.insert(index, chunk);
+        Ok(())
     }
 
     /// Writes `data` at `offset`; the chunks of [`Sparse::to_fill`] must have been filled.
     /// The caller keeps `offset + data.len()` within [`MAX_SIZE`].
-    pub(crate) fn write(&mut self, offset: u64, data: &[u8]) {
+    ///
+    /// # Errors
+    /// `NoSpace` when the new chunks would pass the content limit; nothing is written then.
+    pub(crate) fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         if data.is_empty() {
             // Writing nothing never extends a file.
-            return;
+            return Ok(());
+        }
+        let len = data.len() as u64;
+        let mut rooms = Vec::new();
+        for index in chunk_range(offset, len).filter(|index| !self.chunks.contains_key(index)) {
+            debug_assert!(index * CHUNK >= self.snapshot_len || covers(offset, len, index), "filled first");
+            rooms.push((index, room("write")?));
+        }
+        for (index, held) in rooms {
+            self.chunks.insert(index, Chunk::zeros(held));
         }
         let mut written = 0;
-        for index in chunk_range(offset, data.len() as u64) {
-            debug_assert!(
-                index * CHUNK >= self.snapshot_len
-                    || self.chunks.contains_key(&index)
-                    || covers(offset, data.len() as u64, index),
-                "filled first"
-            );
-            let chunk = self.chunks.entry(index).or_insert_with(|| vec![0; CHUNK as usize].into_boxed_slice());
+        for index in chunk_range(offset, len) {
+            let chunk = &mut self.chunks.get_mut(&index).expect("made above").bytes;
             let start = (offset + written as u64 - index * CHUNK) as usize;
             let n = (CHUNK as usize - start).min(data.len() - written);
             chunk[start..start + n].copy_from_slice(&data[written..written + n]);
             written += n;
         }
-        self.size = self.size.max(offset + data.len() as u64);
+        self.size = self.size.max(offset + len);
+        Ok(())
     }
 
     /// Sets the length to `size`; what grows reads as zeros.
     pub(crate) fn truncate(&mut self, size: u64) {
         drop(self.chunks.split_off(&size.div_ceil(CHUNK)));
         if let Some(chunk) = self.chunks.get_mut(&(size / CHUNK)) {
-            chunk[(size % CHUNK) as usize..].fill(0);
+            chunk.bytes[(size % CHUNK) as usize..].fill(0);
         }
         self.snapshot_len = self.snapshot_len.min(size);
         self.size = size;
@@ -111,8 +144,9 @@ impl Sparse {
             let index = at / CHUNK;
             let chunk_end = ((index + 1) * CHUNK).min(end);
             match self.chunks.get(&index) {
-                Some(chunk) => pieces
-                    .push(Piece::Written(&chunk[(at - index * CHUNK) as usize..(chunk_end - index * CHUNK) as usize])),
+                Some(chunk) => pieces.push(Piece::Written(
+                    &chunk.bytes[(at - index * CHUNK) as usize..(chunk_end - index * CHUNK) as usize],
+                )),
                 None if at < self.snapshot_len => {
                     let shown = chunk_end.min(self.snapshot_len);
                     pieces.push(Piece::Snapshot { offset: at, len: shown - at });
@@ -187,9 +221,9 @@ mod tests {
                     Op::Write(offset, n, byte) => {
                         for index in sparse.to_fill(offset, n as u64) {
                             let start = (index * CHUNK) as usize;
-                            sparse.fill(index, &snapshot[start.min(snapshot.len())..]);
+                            sparse.fill(index, &snapshot[start.min(snapshot.len())..]).unwrap();
                         }
-                        sparse.write(offset, &vec![byte; n]);
+                        sparse.write(offset, &vec![byte; n]).unwrap();
                         let end = offset as usize + n;
                         if model.len() < end {
                             model.resize(end, 0);
@@ -213,7 +247,7 @@ mod tests {
         let mut sparse = Sparse::new(10);
         sparse.truncate(1 << 62);
         assert!(sparse.to_fill((1 << 62) - 1, 1).is_empty(), "far from the old bytes");
-        sparse.write((1 << 62) - 1, b"x");
+        sparse.write((1 << 62) - 1, b"x").unwrap();
         assert_eq!(sparse.size(), 1 << 62);
         assert_eq!(sparse.chunks.len(), 1, "the written chunk only");
         assert_eq!(sparse.pieces((1 << 62) - 2, 10), [Piece::Written(&[0, b'x'])]);

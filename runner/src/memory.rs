@@ -1,0 +1,81 @@
+//! `--max-memory`: the limit on the file content sessions hold in mirage-run's memory (see
+//! `mirage_core::budget`). A command that writes without end then meets `ENOSPC`, as on a
+//! full disk, instead of growing mirage-run until the out-of-memory killer ends the run.
+
+use crate::UsageError;
+
+/// Reads a limit: a number of bytes, optionally with K, M, G or T (powers of 1024), or `none`.
+pub(crate) fn parse(value: &str) -> Result<Option<u64>, UsageError> {
+    let wrong = || UsageError(format!("--max-memory takes a size such as 512M, 8G or none, not '{value}'"));
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let (digits, shift) = match value.char_indices().last().ok_or_else(wrong)? {
+        (at, unit) if unit.is_ascii_alphabetic() => {
+            let shift = match unit.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(wrong()),
+            };
+            (&value[..at], shift)
+        }
+        _ => (value, 0),
+    };
+    let number: u64 = digits.parse().map_err(|_| wrong())?;
+    let bytes = number.checked_mul(1 << shift).filter(|&bytes| bytes > 0).ok_or_else(wrong)?;
+    Ok(Some(bytes))
+}
+
+/// The limit when none is given: half the machine's memory (`MemTotal`), or none where that
+/// cannot be read.
+fn default_limit() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 =
+        meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024 / 2)
+}
+
+/// Sets the process's limit: `chosen` (from the command line or `mirage.toml`: a limit, or
+/// `none`) or else the default.
+pub(crate) fn apply(chosen: Option<Option<u64>>) {
+    mirage_core::set_content_limit(chosen.unwrap_or_else(default_limit));
+}
+
+/// A line for the end of a run when the limit refused writes.
+pub(crate) fn refusals_report() -> Option<String> {
+    let refused = mirage_core::content_refusals();
+    let limit = mirage_core::content_limit()?;
+    (refused > 0).then(|| {
+        format!(
+            "{refused} write(s) failed with ENOSPC: the session reached the limit of {} MiB on the content \
+             mirage-run holds in memory (--max-memory SIZE, or max_memory in mirage.toml, raises it)",
+            limit >> 20
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_bytes_with_binary_units() {
+        assert_eq!(parse("4096").unwrap(), Some(4096));
+        assert_eq!(parse("512M").unwrap(), Some(512 << 20));
+        assert_eq!(parse("8g").unwrap(), Some(8 << 30));
+        assert_eq!(parse("1T").unwrap(), Some(1 << 40));
+        assert_eq!(parse("none").unwrap(), None);
+        for wrong in ["", "G", "0", "12X", "-1G", "1.5G", "99999999999T"] {
+            assert!(parse(wrong).is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn the_default_is_half_the_machine() {
+        let limit = default_limit().expect("/proc/meminfo");
+        assert!(limit > 64 << 20, "{limit}");
+    }
+}
