@@ -4,5 +4,16 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const vfs = require('./dist/index.js')
 
-export const { Mirage, Session, Stats, Dirent, memory, local, remote, isMirageError } = vfs
+export const {
+  Mirage,
+  Session,
+  Stats,
+  Dirent,
+  memory,
+  local,
+  remote,
+  isMirageError,
+  setContentLimit,
+  contentUsage,
+} = vfs
 export default vfs

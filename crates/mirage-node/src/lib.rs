@@ -22,7 +22,7 @@ mod mirage;
 mod session;
 
 pub use js_resource::{ReplyError, ResourceCall, ResourceReply};
-pub use mirage::{Mirage, Resource, custom, local, memory, remote};
+pub use mirage::{ContentUsage, Mirage, Resource, content_usage, custom, local, memory, remote, set_content_limit};
 pub use session::Session;
 
 /// The hottest session calls as plain functions, for the wrapper (see `fast.rs`): `readFile`,

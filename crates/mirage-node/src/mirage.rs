@@ -66,6 +66,48 @@ pub fn remote(url: String) -> Result<Resource> {
     Ok(Resource { inner: mirage_resources::open(&url).map_err(js_error)? })
 }
 
+/// Sets (or, with `null`, lifts) the most file content the sessions of this process may hold
+/// in memory, in bytes: past it, writes fail with `ENOSPC`, as on a full disk. Set it before
+/// sessions take in content (content taken in earlier is not counted).
+#[napi]
+pub fn set_content_limit(bytes: Option<f64>) -> Result<()> {
+    let limit = match bytes {
+        None => None,
+        Some(bytes) if bytes.is_finite() && bytes >= 1.0 && bytes.fract() == 0.0 && bytes <= u64::MAX as f64 => {
+            Some(bytes as u64)
+        }
+        Some(bytes) => {
+            return Err(js_error(
+                mirage_core::Error::new(mirage_core::ErrorKind::InvalidInput, "setContentLimit")
+                    .with_detail(format!("a content limit is a whole number of bytes, not {bytes}")),
+            ));
+        }
+    };
+    mirage_core::set_content_limit(limit);
+    Ok(())
+}
+
+/// How much content the sessions of this process hold against the limit.
+#[napi(object)]
+pub struct ContentUsage {
+    /// Bytes counted now (0 while there is no limit).
+    pub held: f64,
+    /// The limit in bytes, or `null` when there is none.
+    pub limit: Option<f64>,
+    /// Writes the limit has refused so far.
+    pub refused: f64,
+}
+
+/// How much content the sessions of this process hold against the limit.
+#[napi]
+pub fn content_usage() -> ContentUsage {
+    ContentUsage {
+        held: mirage_core::content_held() as f64,
+        limit: mirage_core::content_limit().map(|limit| limit as f64),
+        refused: mirage_core::content_refusals() as f64,
+    }
+}
+
 /// A resource implemented in JavaScript. `dispatch` is called with one `ResourceCall` per
 /// primitive and resolves to a `ResourceReply`; `ops` names the primitives it implements.
 /// The `@mirage/vfs` wrapper builds both from an object implementing its `Resource`

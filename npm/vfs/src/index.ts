@@ -869,6 +869,37 @@ export function remote(url: string): NativeResource {
   return sync(() => native.remote(url))
 }
 
+/**
+ * Sets (or, with `null`, lifts) the most file content the sessions of this process may hold in
+ * memory, in bytes. Past it, writes fail with `ENOSPC`, as on a full disk, and change nothing;
+ * committing or aborting sessions and overwriting or removing files gives the room back. Forks
+ * share what they have not changed, so it counts once. Set it before sessions take in content
+ * (content taken in earlier is not counted). There is no limit by default.
+ *
+ * ```ts
+ * setContentLimit(2 * 1024 ** 3) // 2 GiB
+ * ```
+ */
+export function setContentLimit(bytes: number | null): void {
+  sync(() => native.setContentLimit(bytes ?? undefined))
+}
+
+/** How much content the sessions of this process hold against the limit. */
+export interface ContentUsage {
+  /** Bytes counted now (0 while there is no limit). */
+  held: number
+  /** The limit in bytes, or `null` when there is none. */
+  limit: number | null
+  /** Writes the limit has refused so far. */
+  refused: number
+}
+
+/** How much content the sessions of this process hold against the limit set by `setContentLimit`. */
+export function contentUsage(): ContentUsage {
+  const usage = native.contentUsage()
+  return { held: usage.held, limit: usage.limit ?? null, refused: usage.refused }
+}
+
 /** A mount of the table. */
 export interface MountInfo {
   /** The mount point. */
