@@ -215,6 +215,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         served,
         net: plan.net.clone(),
         hostname: "mirage".to_owned(),
+        // /tmp and the copies of home entries hold no more than the session may.
+        tmpfs_size: mirage_core::content_limit(),
     };
     // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.
     crate::signals::ignore_terminal();

@@ -490,7 +490,9 @@ fn a_session_that_changes_mirage_toml_is_not_committed() {
 fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
     let host = Host::new();
     // 8 MiB of content in the session: writes past it fail as on a full disk, a removed file
-    // that is still open counts too, and removing files gives the room back.
+    // that is still open counts too, and removing files gives the room back. The sandbox's
+    // own memory filesystems are bounded too: /tmp and the copies of home entries by the same
+    // size, /dev to almost nothing.
     let script = r#"
         df -k . | tail -1
         dd if=/dev/zero of=big bs=1M count=32 2>&1 | grep -o 'No space left on device'
@@ -499,13 +501,23 @@ fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
         dd if=/dev/zero bs=1M count=32 >&3 2>/dev/null || echo removed but open: refused
         exec 3>&-
         dd if=/dev/zero of=after bs=1M count=4 2>/dev/null && echo room again
+        dd if=/dev/zero of=/tmp/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/tmp: /'
+        dd if=/dev/zero of=/dev/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/dev: /'
+        dd if=/dev/zero of=$HOME/.cache/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/cache: /'
     "#;
     let out = host.run(&["--max-memory", "8M"], script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let df: Vec<&str> = stdout.lines().next().unwrap_or_default().split_whitespace().collect();
     assert_eq!(df.get(1), Some(&"8192"), "df shows the limit as the size: {stdout}");
-    for line in ["No space left on device", "removed but open: refused", "room again"] {
+    for line in [
+        "No space left on device",
+        "removed but open: refused",
+        "room again",
+        "tmp: No space",
+        "dev: No space",
+        "cache: No space",
+    ] {
         assert!(stdout.contains(line), "{line}: {stdout}\n{stderr}");
     }
     assert!(stderr.contains("failed with ENOSPC") && stderr.contains("--max-memory"), "{stderr}");

@@ -256,7 +256,13 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
     step("cannot set the host name", nix::unistd::sethostname(&spec.hostname))?;
     step(
         "cannot mount the staging tmpfs",
-        mount(Some("tmpfs"), STAGING, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755")),
+        mount(
+            Some("tmpfs"),
+            STAGING,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(tmpfs_options("mode=0755", spec.tmpfs_size).as_str()),
+        ),
     )?;
     step("cannot create the root's mount point", std::fs::create_dir(ROOT))?;
     let fuse = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").map_err(|e| {
@@ -360,7 +366,13 @@ fn private_tmp(spec: &Spec) -> Result<(), String> {
     }
     step(
         "cannot mount /tmp",
-        mount(Some("tmpfs"), &inside(tmp), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777")),
+        mount(
+            Some("tmpfs"),
+            &inside(tmp),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(tmpfs_options("mode=1777", spec.tmpfs_size).as_str()),
+        ),
     )?;
     for (i, path) in kept.iter().enumerate() {
         step("cannot recreate a workspace's path in /tmp", std::fs::create_dir_all(inside(path)))?;
@@ -494,6 +506,14 @@ fn mask(path: &Path) -> Result<(), String> {
     step(&format!("cannot hide {}", path.display()), mount(none, &target, none, flags, none))
 }
 
+/// The options of a tmpfs: `base`, and `size` when one is given.
+fn tmpfs_options(base: &str, size: Option<u64>) -> String {
+    match size {
+        Some(size) => format!("{base},size={size}"),
+        None => base.to_owned(),
+    }
+}
+
 /// A minimal `/dev`: a tmpfs with the host's harmless nodes bound in, a private devpts for
 /// terminals, and the usual links.
 fn make_dev() -> Result<(), String> {
@@ -501,7 +521,14 @@ fn make_dev() -> Result<(), String> {
     let none: Option<&str> = None;
     step(
         "cannot mount /dev",
-        mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755")),
+        // Nothing but nodes and links belongs here: files written here would hold memory.
+        mount(
+            Some("tmpfs"),
+            &dev,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some(tmpfs_options("mode=0755", Some(1 << 20)).as_str()),
+        ),
     )?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(node);

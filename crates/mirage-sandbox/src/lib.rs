@@ -101,6 +101,10 @@ pub struct Spec {
     pub net: Net,
     /// The sandbox's host name.
     pub hostname: String,
+    /// The most bytes each of the sandbox's own memory filesystems (`/tmp`, and the copies of
+    /// home entries) may hold; `None` leaves the kernel's default, half the RAM. `/dev` holds
+    /// 1 MiB at most whatever this says.
+    pub tmpfs_size: Option<u64>,
 }
 
 /// A started sandbox.
