@@ -504,6 +504,17 @@ fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
         dd if=/dev/zero of=/tmp/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/tmp: /'
         dd if=/dev/zero of=/dev/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/dev: /'
         dd if=/dev/zero of=$HOME/.cache/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/cache: /'
+        python3 -c '
+import os
+os.mkdir("many")
+n = 0
+try:
+    while n < 100000:
+        open(f"many/{n}", "w").close()
+        n += 1
+except OSError as e:
+    print("empty files:", e.strerror, n)
+'
     "#;
     let out = host.run(&["--max-memory", "8M"], script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -520,6 +531,12 @@ fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}\n{stderr}");
     }
+    let empty: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("empty files: No space left on device "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("creating empty files meets the limit too: {stdout}"));
+    assert!((1000..8192).contains(&empty), "each entry counts about 1 KiB: {empty}");
     assert!(stderr.contains("failed with ENOSPC") && stderr.contains("--max-memory"), "{stderr}");
     assert!(stderr.contains("kept in session"), "the run ends as usual: {stderr}");
     let bad = host.run(&["--max-memory", "lots"], "true");

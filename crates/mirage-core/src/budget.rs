@@ -90,6 +90,33 @@ impl Drop for Held {
     }
 }
 
+/// What one entry of a session's view counts for against the limit: its node, its path and
+/// its place in the persistent maps (about 400 bytes measured), and the inode a FUSE server
+/// keeps for it. Entries are counted so that creating files without end, empty or not, meets
+/// the limit too.
+pub const ENTRY_COST: u64 = 1024;
+
+/// Fails with [`ErrorKind::NoSpace`] when a session's view of `entries` entries growing by
+/// `more` would pass the limit, along with the content held. Entries are counted per session
+/// (a fork's view includes what it inherited) and live as long as their session, so nothing
+/// is held for them.
+pub(crate) fn room_for_entries(entries: usize, more: usize, op: &'static str) -> Result<()> {
+    let limit = LIMIT.load(Ordering::Relaxed);
+    if limit == u64::MAX {
+        return Ok(());
+    }
+    let held = HELD.load(Ordering::Relaxed);
+    let entries = (entries + more) as u64;
+    if held.saturating_add(entries.saturating_mul(ENTRY_COST)) > limit {
+        REFUSED.fetch_add(1, Ordering::Relaxed);
+        return Err(Error::new(ErrorKind::NoSpace, op).with_detail(format!(
+            "the session holds {entries} entries (counted as {ENTRY_COST} bytes each) and {held} bytes of \
+             content in memory, and may hold {limit} bytes; commit or drop sessions to make room"
+        )));
+    }
+    Ok(())
+}
+
 /// A buffer and the room it holds.
 struct Counted {
     data: Bytes,

@@ -64,7 +64,7 @@ mod state;
 mod store;
 mod watch;
 
-pub use budget::{Held, content_held, content_limit, content_refusals, set_content_limit};
+pub use budget::{ENTRY_COST, Held, content_held, content_limit, content_refusals, set_content_limit};
 pub use commit::{Change, ChangeKind, TEXT_DIFF_LIMIT};
 pub use error::{Error, ErrorKind, Result};
 pub use local::LocalResource;

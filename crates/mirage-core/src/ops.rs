@@ -52,8 +52,20 @@ impl Session {
     }
 
     /// Journals and applies `records`, releasing the view they were computed from first, so
-    /// that the session's maps are updated in place rather than copied.
-    fn apply(&self, view: View, records: &[Record]) -> Result<()> {
+    /// that the session's maps are updated in place rather than copied. Fails with `NoSpace`,
+    /// changing nothing, when the entries they add to the view would pass the content limit
+    /// (see [`budget::room_for_entries`]); whiteouts are always let in, so that removing
+    /// works on a full session.
+    fn apply(&self, view: View, records: &[Record], op: &'static str) -> Result<()> {
+        let mut added = records.iter().filter_map(|record| match record {
+            Record::Set { path, node, .. } if !matches!(node.kind, NodeKind::Whiteout) && view.get(path).is_none() => {
+                Some(path)
+            }
+            _ => None,
+        });
+        if let Some(first) = added.next() {
+            budget::room_for_entries(view.len(), 1 + added.count(), op).map_err(|e| e.with_path(first.clone()))?;
+        }
         drop(view);
         self.hub.record(records)
     }
@@ -110,7 +122,7 @@ impl Session {
         };
         let data = budget::hold(data.into(), Buffer::Own, "write").map_err(|e| e.with_path(path.clone()))?;
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::from_bytes(data)));
-        self.apply(view, &[self.set(&path, node)])?;
+        self.apply(view, &[self.set(&path, node)], "write")?;
         Ok(path)
     }
 
@@ -126,7 +138,7 @@ impl Session {
             return Err(err(ErrorKind::AlreadyExists, "create", &path));
         }
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::File(FileData::empty()));
-        self.apply(view, &[self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)], "create")
     }
 
     /// Writes `data` at `offset` into the existing file at `path`, extending it as needed.
@@ -221,7 +233,7 @@ impl Session {
         } else {
             self.set(&path, Arc::new(Node { stamp, attr, ..node }))
         };
-        self.apply(view, &[record])
+        self.apply(view, &[record], op)
     }
 
     /// Creates a directory whose parent exists.
@@ -236,7 +248,7 @@ impl Session {
             return Err(err(ErrorKind::AlreadyExists, "mkdir", &path));
         }
         let node = self.new_node(found.origin(), fresh_attr(mode), NodeKind::Dir { opaque: true });
-        self.apply(view, &[self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)], "mkdir")
     }
 
     /// Creates a directory and any missing parents; succeeds if it already exists.
@@ -295,7 +307,7 @@ impl Session {
                 .with_detail("this resource cannot hold symbolic links"));
         }
         let node = self.new_node(found.origin(), fresh_attr(0o777), NodeKind::Symlink(target.to_owned()));
-        self.apply(view, &[self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)], "symlink")
     }
 
     /// Removes a file or symbolic link.
@@ -336,7 +348,7 @@ impl Session {
         }
         self.check_writable(op, &path)?;
         let node = self.new_node(found.origin(), fresh_attr(0), NodeKind::Whiteout);
-        self.apply(view, &[self.set(&path, node)])
+        self.apply(view, &[self.set(&path, node)], op)
     }
 
     /// Removes `path` and everything below it (`rm -r`); with `force`, a missing path is
@@ -434,7 +446,7 @@ impl Session {
             records.push(self.set(&source, whiteout));
         }
         records.sort_by_key(|r| matches!(r, Record::Set { node, .. } if node.file_type().is_none()));
-        self.apply(view, &records)
+        self.apply(view, &records, "rename")
     }
 
     /// Copies the file at `from` to `to` (content is shared, not duplicated).
@@ -461,7 +473,7 @@ impl Session {
         let node = self.copy_up(&from, &found).await?;
         let node =
             Node { stamp: self.hub.next_stamp(), origin: existing.origin(), attr: fresh_attr(node.attr.mode), ..node };
-        self.apply(view, &[self.set(&to, Arc::new(node))])
+        self.apply(view, &[self.set(&to, Arc::new(node))], "copyfile")
     }
 
     /// Sets the permission bits of `path` (following symbolic links).
@@ -495,6 +507,6 @@ impl Session {
         let mut node = self.copy_up(&path, &found).await?;
         change(&mut node.attr);
         node.stamp = self.hub.next_stamp();
-        self.apply(view, &[self.set(&path, Arc::new(node))])
+        self.apply(view, &[self.set(&path, Arc::new(node))], op)
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct View {
     dirs: PathIndex<Entries>,
     /// The keys of `dirs`, in path order.
     dir_order: OrdSet<VPath>,
+    /// How many nodes the view holds.
+    len: usize,
 }
 
 impl View {
@@ -67,30 +69,47 @@ impl View {
         }
     }
 
+    /// How many nodes the view holds (whiteouts and clean markers included).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Puts `node` at `path`; returns what was there.
     pub(crate) fn insert(&mut self, path: VPath, node: Arc<Node>) -> Option<Arc<Node>> {
-        let Some(parent) = parent_of(path.as_str()) else {
-            return self.root.replace(node);
+        let old = match parent_of(path.as_str()) {
+            None => self.root.replace(node),
+            Some(parent) => match self.dirs.get_mut(parent) {
+                Some(entries) => entries.insert(path, node),
+                None => {
+                    let parent = path.parent().expect("a path with a parent string has a parent");
+                    self.dir_order.insert(parent.clone());
+                    self.dirs.insert(parent, Entries::unit(path, node));
+                    None
+                }
+            },
         };
-        if let Some(entries) = self.dirs.get_mut(parent) {
-            return entries.insert(path, node);
+        if old.is_none() {
+            self.len += 1;
         }
-        let parent = path.parent().expect("a path with a parent string has a parent");
-        self.dir_order.insert(parent.clone());
-        self.dirs.insert(parent, Entries::unit(path, node));
-        None
+        old
     }
 
     /// Drops the node at `path`; returns it.
     pub(crate) fn remove(&mut self, path: &VPath) -> Option<Arc<Node>> {
-        let Some(parent) = parent_of(path.as_str()) else {
-            return self.root.take();
+        let old = match parent_of(path.as_str()) {
+            None => self.root.take(),
+            Some(parent) => {
+                let entries = self.dirs.get_mut(parent)?;
+                let old = entries.remove(path);
+                if entries.is_empty() {
+                    self.dirs.remove(parent);
+                    self.dir_order.remove(parent);
+                }
+                old
+            }
         };
-        let entries = self.dirs.get_mut(parent)?;
-        let old = entries.remove(path);
-        if entries.is_empty() {
-            self.dirs.remove(parent);
-            self.dir_order.remove(parent);
+        if old.is_some() {
+            self.len -= 1;
         }
         old
     }
@@ -578,6 +597,7 @@ mod tests {
                     }
                 }
             }
+            proptest::prop_assert_eq!(view.len(), model.len());
             for p in VIEW_PATHS {
                 let path = VPath::parse(p).unwrap();
                 proptest::prop_assert_eq!(view.get(p).map(|n| n.stamp), model.get(p).copied());

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use mirage_core::{
-    CommitOptions, ErrorKind, LocalResource, MemoryResource, Mirage, MountOptions, content_held, content_refusals,
-    set_content_limit,
+    CommitOptions, ENTRY_COST, ErrorKind, LocalResource, MemoryResource, Mirage, MountOptions, content_held,
+    content_refusals, set_content_limit,
 };
 
 const KIB: u64 = 1024;
@@ -79,6 +79,38 @@ async fn sessions_hold_content_up_to_the_limit_and_get_room_back_as_it_goes() {
     assert_eq!(std::fs::read(project.path().join("f")).unwrap()[0], b'y');
     assert_eq!(main.read_file("/m/big").await.unwrap(), "small");
     assert!(content_held() <= 5, "{}", content_held());
+    drop(main);
+    drop(mirage);
+
+    // Entries count too, content or not: creating empty files without end meets the limit.
+    set_content_limit(Some(64 * ENTRY_COST));
+    let mirage = Mirage::new();
+    mirage.mount("/m", Arc::new(MemoryResource::new()), MountOptions::default()).unwrap();
+    mirage.mount("/p", Arc::new(LocalResource::new(project.path()).unwrap()), MountOptions::default()).unwrap();
+    let main = mirage.create_session("main").unwrap();
+    let mut created = 0;
+    let full = loop {
+        match main.create(&format!("/m/empty-{created}"), 0o644).await {
+            Ok(()) => created += 1,
+            Err(e) => break e,
+        }
+        assert!(created <= 64, "the limit never came");
+    };
+    assert_eq!(created, 64);
+    assert_eq!((full.kind(), full.path().map(|p| p.as_str())), (ErrorKind::NoSpace, Some("/m/empty-64")), "{full}");
+    assert_eq!(main.mkdir("/m/dir", 0o755).await.unwrap_err().kind(), ErrorKind::NoSpace);
+    assert_eq!(main.symlink("empty-0", "/m/link").await.unwrap_err().kind(), ErrorKind::NoSpace);
+    // A full session can still remove, and rewrite what it holds.
+    main.remove("/m/empty-0").await.unwrap();
+    main.remove("/p/f").await.unwrap();
+    main.write_file("/m/empty-1", &b"still writable"[..]).await.unwrap();
+    // A fork inherits the entries; dropping it leaves the parent as it was.
+    let fork = main.fork().unwrap();
+    assert_eq!(fork.create("/m/more", 0o644).await.unwrap_err().kind(), ErrorKind::NoSpace);
+    fork.abort().unwrap();
+    main.abort().unwrap();
+    let fresh = mirage.create_session("fresh").unwrap();
+    fresh.create("/m/again", 0o644).await.unwrap();
 
     set_content_limit(None);
 }
