@@ -57,14 +57,18 @@ impl Session {
     /// (see [`budget::room_for_entries`]); whiteouts are always let in, so that removing
     /// works on a full session.
     fn apply(&self, view: View, records: &[Record], op: &'static str) -> Result<()> {
-        let mut added = records.iter().filter_map(|record| match record {
-            Record::Set { path, node, .. } if !matches!(node.kind, NodeKind::Whiteout) && view.get(path).is_none() => {
-                Some(path)
+        if budget::content_limit().is_some() {
+            let mut added = records.iter().filter_map(|record| match record {
+                Record::Set { path, node, .. }
+                    if !matches!(node.kind, NodeKind::Whiteout) && view.get(path).is_none() =>
+                {
+                    Some(path)
+                }
+                _ => None,
+            });
+            if let Some(first) = added.next() {
+                budget::room_for_entries(view.len(), 1 + added.count(), op).map_err(|e| e.with_path(first.clone()))?;
             }
-            _ => None,
-        });
-        if let Some(first) = added.next() {
-            budget::room_for_entries(view.len(), 1 + added.count(), op).map_err(|e| e.with_path(first.clone()))?;
         }
         drop(view);
         self.hub.record(records)
