@@ -279,10 +279,11 @@ impl Hub {
         }
         inner.undelivered.extend(pending);
         let Inner { state, journal, .. } = inner;
-        if let Some(journal) = journal.as_mut()
-            && records.iter().any(Record::leaves_dead_records)
-        {
-            journal.tidy(state)?;
+        if let Some(journal) = journal.as_mut() {
+            let dead = records.iter().any(Record::leaves_dead_records);
+            if dead || journal.grown() {
+                journal.tidy(state, dead)?;
+            }
         }
         Ok(())
     }

@@ -27,8 +27,9 @@
 //! gone) is rewritten as the sessions are now (`Restore` records, each fork as its
 //! differences from its parent), written aside and renamed into place: on open from 16 MiB,
 //! and as soon as a session is dropped, committed or flushed from 1 MiB, so that what a
-//! discarded run wrote is not read again by every later opener. After a try that did not pay
-//! (most records live), the next waits until the journal has doubled.
+//! discarded run wrote is not read again by every later opener. After a try, paid or not, the
+//! next waits until the journal has doubled, and then comes after any record: a session
+//! rewriting the same file without end keeps its journal within about twice what it holds.
 //!
 //! Limits: replay and compaction hold all overlay content in memory, and one record (so one
 //! file's content, or one session's at compaction) must stay under 4 GiB.
@@ -58,6 +59,8 @@ pub(crate) struct Journal {
     broken: Option<String>,
     /// The size from which a dropped session makes this process try to compact.
     next_compaction: u64,
+    /// The size from which any record makes this process try to compact.
+    next_growth_check: u64,
 }
 
 fn store_err(dir: &Path, e: std::io::Error) -> Error {
@@ -86,6 +89,7 @@ impl Journal {
             locked: false,
             broken: None,
             next_compaction: COMPACT_AFTER_DROP_FROM,
+            next_growth_check: COMPACT_AFTER_DROP_FROM,
         };
         journal.lock()?;
         let opened = journal.replay_all().and_then(|state| {
@@ -98,16 +102,27 @@ impl Journal {
         opened.map(|state| (journal, state))
     }
 
-    /// After records that leave others dead (a session dropped, committed or flushed), with
-    /// the lock held: starts the journal over when no session is left, or else compacts it
-    /// when it is big enough to try (see the module's documentation). The compaction is best
-    /// effort: until its new journal takes the old one's place, a failure (a full disk) leaves
-    /// the old journal whole and costs only the space it would have saved.
-    pub(crate) fn tidy(&mut self, state: &State) -> Result<()> {
+    /// True when the journal has doubled since the last try at compacting it, whatever its
+    /// records: rewriting one file without end leaves dead records too.
+    pub(crate) fn grown(&self) -> bool {
+        self.offset >= self.next_growth_check
+    }
+
+    /// With the lock held, after records that leave others dead (`dead`: a session dropped,
+    /// committed or flushed) or once the journal has [`Journal::grown`]: starts the journal
+    /// over when no session is left, or else compacts it when it is big enough to try (see
+    /// the module's documentation). The compaction is best effort: until its new journal
+    /// takes the old one's place, a failure (a full disk) leaves the old journal whole and
+    /// costs only the space it would have saved.
+    pub(crate) fn tidy(&mut self, state: &State, dead: bool) -> Result<()> {
         self.restart_if_empty(state)?;
-        if self.offset >= self.next_compaction {
+        if (dead && self.offset >= self.next_compaction) || self.grown() {
             let compacted = self.compact_if_worth(state);
-            self.next_compaction = (2 * self.offset).max(COMPACT_AFTER_DROP_FROM);
+            let next = (2 * self.offset).max(COMPACT_AFTER_DROP_FROM);
+            if dead {
+                self.next_compaction = next;
+            }
+            self.next_growth_check = next;
             if compacted.is_err() && self.broken.is_some() {
                 return compacted;
             }
