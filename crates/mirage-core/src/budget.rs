@@ -22,6 +22,8 @@ static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
 static HELD: AtomicU64 = AtomicU64::new(0);
 /// Writes refused for want of room.
 static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// What the entries of the session that last added some count for (see [`entry_weight`]).
+static ENTRIES: AtomicU64 = AtomicU64::new(0);
 
 /// Sets (or, with `None`, lifts) the limit on the content sessions of this process hold.
 pub fn set_content_limit(limit: Option<u64>) {
@@ -60,13 +62,10 @@ impl Held {
             return Ok(Held(0));
         }
         let before = HELD.fetch_add(len, Ordering::Relaxed);
-        if before.saturating_add(len) > limit {
+        let entries = ENTRIES.load(Ordering::Relaxed);
+        if before.saturating_add(len).saturating_add(entries) > limit {
             HELD.fetch_sub(len, Ordering::Relaxed);
-            REFUSED.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::new(ErrorKind::NoSpace, op).with_detail(format!(
-                "sessions hold {before} bytes of content in memory and may hold {limit}; \
-                 commit or drop sessions to make room"
-            )));
+            return Err(refusal(op, before, entries, limit));
         }
         Ok(Held(len))
     }
@@ -90,31 +89,45 @@ impl Drop for Held {
     }
 }
 
-/// What one entry of a session's view counts for against the limit: its node, its path and
-/// its place in the persistent maps (about 400 bytes measured), and the inode a FUSE server
-/// keeps for it. Entries are counted so that creating files without end, empty or not, meets
-/// the limit too.
+/// What one entry of a session's view counts for against the limit besides its path:
+/// its node and its place in the persistent maps (about 400 bytes measured), and the inode a
+/// FUSE server keeps for it. Entries are counted so that creating files without end, empty
+/// or not, meets the limit too.
 pub const ENTRY_COST: u64 = 1024;
 
-/// Fails with [`ErrorKind::NoSpace`] when a session's view of `entries` entries growing by
-/// `more` would pass the limit, along with the content held. Entries are counted per session
-/// (a fork's view includes what it inherited) and live as long as their session, so nothing
-/// is held for them.
-pub(crate) fn room_for_entries(entries: usize, more: usize, op: &'static str) -> Result<()> {
+/// What an entry counts for: [`ENTRY_COST`], its path (`path_len` bytes) three times (the
+/// view's key, its directory's key, a FUSE server's inode table) and a link's target.
+pub(crate) fn entry_weight(path_len: usize, target_len: usize) -> u64 {
+    ENTRY_COST + 3 * path_len as u64 + target_len as u64
+}
+
+/// Fails with [`ErrorKind::NoSpace`] when a session's entries, weighing `weight` now and
+/// `more` after the change (see [`entry_weight`]), would pass the limit along with the content
+/// held. Entries live as long as their session, so nothing is held for them: the weight of
+/// the session that last added entries is remembered and counts against later content too
+/// (with one session, as `mirage-run` has, that is exact; a fork's weight includes what it
+/// inherited).
+pub(crate) fn room_for_entries(weight: u64, more: u64, op: &'static str) -> Result<()> {
     let limit = LIMIT.load(Ordering::Relaxed);
     if limit == u64::MAX {
         return Ok(());
     }
     let held = HELD.load(Ordering::Relaxed);
-    let entries = (entries + more) as u64;
-    if held.saturating_add(entries.saturating_mul(ENTRY_COST)) > limit {
-        REFUSED.fetch_add(1, Ordering::Relaxed);
-        return Err(Error::new(ErrorKind::NoSpace, op).with_detail(format!(
-            "the session holds {entries} entries (counted as {ENTRY_COST} bytes each) and {held} bytes of \
-             content in memory, and may hold {limit} bytes; commit or drop sessions to make room"
-        )));
+    let entries = weight.saturating_add(more);
+    if held.saturating_add(entries) > limit {
+        return Err(refusal(op, held, entries, limit));
     }
+    ENTRIES.store(entries, Ordering::Relaxed);
     Ok(())
+}
+
+/// The error of a refused write, counted for [`content_refusals`].
+fn refusal(op: &'static str, held: u64, entries: u64, limit: u64) -> Error {
+    REFUSED.fetch_add(1, Ordering::Relaxed);
+    Error::new(ErrorKind::NoSpace, op).with_detail(format!(
+        "sessions hold {held} bytes of content and entries counted as {entries} bytes in memory, and may \
+         hold {limit}; commit or drop sessions to make room"
+    ))
 }
 
 /// A buffer and the room it holds.

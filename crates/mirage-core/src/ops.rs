@@ -53,21 +53,26 @@ impl Session {
 
     /// Journals and applies `records`, releasing the view they were computed from first, so
     /// that the session's maps are updated in place rather than copied. Fails with `NoSpace`,
-    /// changing nothing, when the entries they add to the view would pass the content limit
-    /// (see [`budget::room_for_entries`]); whiteouts are always let in, so that removing
-    /// works on a full session.
+    /// changing nothing, when the entries they add or grow would pass the content limit (see
+    /// [`budget::room_for_entries`]); whiteouts are always let in, so that removing works on
+    /// a full session.
     fn apply(&self, view: View, records: &[Record], op: &'static str) -> Result<()> {
         if budget::content_limit().is_some() {
-            let mut added = records.iter().filter_map(|record| match record {
-                Record::Set { path, node, .. }
-                    if !matches!(node.kind, NodeKind::Whiteout) && view.get(path).is_none() =>
+            let (mut first, mut more) = (None, 0);
+            for record in records {
+                if let Record::Set { path, node, .. } = record
+                    && !matches!(node.kind, NodeKind::Whiteout)
                 {
-                    Some(path)
+                    let was = view.get(path).map_or(0, |old| old.weight(path.as_str().len()));
+                    let weight = node.weight(path.as_str().len());
+                    if weight > was {
+                        first.get_or_insert(path);
+                        more += weight - was;
+                    }
                 }
-                _ => None,
-            });
-            if let Some(first) = added.next() {
-                budget::room_for_entries(view.len(), 1 + added.count(), op).map_err(|e| e.with_path(first.clone()))?;
+            }
+            if let Some(first) = first {
+                budget::room_for_entries(view.weight(), more, op).map_err(|e| e.with_path(first.clone()))?;
             }
         }
         drop(view);

@@ -96,10 +96,15 @@ async fn sessions_hold_content_up_to_the_limit_and_get_room_back_as_it_goes() {
         }
         assert!(created <= 64, "the limit never came");
     };
-    assert_eq!(created, 64);
-    assert_eq!((full.kind(), full.path().map(|p| p.as_str())), (ErrorKind::NoSpace, Some("/m/empty-64")), "{full}");
+    // Each counts ENTRY_COST and its path three times.
+    let weight = ENTRY_COST + 3 * "/m/empty-10".len() as u64;
+    assert!((64 * ENTRY_COST / (weight + 3)..=64 * ENTRY_COST / weight).contains(&created), "{created}");
+    let next = format!("/m/empty-{created}");
+    assert_eq!((full.kind(), full.path().map(|p| p.as_str())), (ErrorKind::NoSpace, Some(next.as_str())), "{full}");
     assert_eq!(main.mkdir("/m/dir", 0o755).await.unwrap_err().kind(), ErrorKind::NoSpace);
     assert_eq!(main.symlink("empty-0", "/m/link").await.unwrap_err().kind(), ErrorKind::NoSpace);
+    // Entries and content share the limit.
+    assert_eq!(main.write_file("/m/empty-1", vec![0u8; 4096]).await.unwrap_err().kind(), ErrorKind::NoSpace);
     // A full session can still remove, and rewrite what it holds.
     main.remove("/m/empty-0").await.unwrap();
     main.remove("/p/f").await.unwrap();
@@ -111,6 +116,13 @@ async fn sessions_hold_content_up_to_the_limit_and_get_room_back_as_it_goes() {
     main.abort().unwrap();
     let fresh = mirage.create_session("fresh").unwrap();
     fresh.create("/m/again", 0o644).await.unwrap();
+    // Long link targets count for what they hold.
+    let target = "t".repeat(4000);
+    let mut links = 0;
+    while fresh.symlink(&target, &format!("/m/link-{links}")).await.is_ok() {
+        links += 1;
+    }
+    assert!((11..=12).contains(&links), "{links} links of 4000 bytes in 64 KiB");
 
     set_content_limit(None);
 }
