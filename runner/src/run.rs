@@ -215,8 +215,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         served,
         net: plan.net.clone(),
         hostname: "mirage".to_owned(),
-        // /tmp and the copies of home entries hold no more than the session may.
-        tmpfs_size: mirage_core::content_limit(),
+        // /tmp and the copies of home entries hold a quarter of what the session may each, so
+        // that all of it stays within the RAM when the session's limit is half of it.
+        tmpfs_size: mirage_core::content_limit().map(|limit| limit / 4),
     };
     // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.
     crate::signals::ignore_terminal();

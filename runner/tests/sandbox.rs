@@ -491,8 +491,8 @@ fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
     let host = Host::new();
     // 8 MiB of content in the session: writes past it fail as on a full disk, a removed file
     // that is still open counts too, and removing files gives the room back. The sandbox's
-    // own memory filesystems are bounded too: /tmp and the copies of home entries by the same
-    // size, /dev to almost nothing.
+    // own memory filesystems are bounded too: /tmp and the copies of home entries by a quarter
+    // of it, /dev to almost nothing.
     let script = r#"
         df -k . | tail -1
         dd if=/dev/zero of=big bs=1M count=32 2>&1 | grep -o 'No space left on device'
@@ -504,17 +504,19 @@ fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
         dd if=/dev/zero of=/tmp/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/tmp: /'
         dd if=/dev/zero of=/dev/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/dev: /'
         dd if=/dev/zero of=$HOME/.cache/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/cache: /'
-        python3 -c '
-import os
-os.mkdir("many")
+        cat > fill.py <<'EOF'
+import os, sys
+os.mkdir(sys.argv[1])
 n = 0
 try:
     while n < 100000:
-        open(f"many/{n}", "w").close()
+        open(f"{sys.argv[1]}/{n}", "w").close()
         n += 1
 except OSError as e:
-    print("empty files:", e.strerror, n)
-'
+    print(sys.argv[2], e.strerror, n)
+EOF
+        python3 fill.py many "empty files:"
+        python3 fill.py /tmp/many "empty files in /tmp:"
     "#;
     let out = host.run(&["--max-memory", "8M"], script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -537,6 +539,12 @@ except OSError as e:
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("creating empty files meets the limit too: {stdout}"));
     assert!((1000..8192).contains(&empty), "each entry counts about 1 KiB: {empty}");
+    let in_tmp: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("empty files in /tmp: No space left on device "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("/tmp has a limit on files too: {stdout}"));
+    assert!(in_tmp <= 512, "one file per 4 KiB of a quarter of 8 MiB: {in_tmp}");
     assert!(stderr.contains("failed with ENOSPC") && stderr.contains("--max-memory"), "{stderr}");
     assert!(stderr.contains("kept in session"), "the run ends as usual: {stderr}");
     let bad = host.run(&["--max-memory", "lots"], "true");

@@ -506,10 +506,11 @@ fn mask(path: &Path) -> Result<(), String> {
     step(&format!("cannot hide {}", path.display()), mount(none, &target, none, flags, none))
 }
 
-/// The options of a tmpfs: `base`, and `size` when one is given.
+/// The options of a tmpfs: `base`, and when a `size` is given, that size and one inode per
+/// 4 KiB of it (empty files take kernel memory that `size` does not count).
 fn tmpfs_options(base: &str, size: Option<u64>) -> String {
     match size {
-        Some(size) => format!("{base},size={size}"),
+        Some(size) => format!("{base},size={size},nr_inodes={}", (size / 4096).max(64)),
         None => base.to_owned(),
     }
 }

@@ -102,8 +102,8 @@ pub struct Spec {
     /// The sandbox's host name.
     pub hostname: String,
     /// The most bytes each of the sandbox's own memory filesystems (`/tmp`, and the copies of
-    /// home entries) may hold; `None` leaves the kernel's default, half the RAM. `/dev` holds
-    /// 1 MiB at most whatever this says.
+    /// home entries) may hold, with one file per 4 KiB; `None` leaves the kernel's defaults
+    /// (half the RAM). `/dev` holds 1 MiB at most whatever this says.
     pub tmpfs_size: Option<u64>,
 }
 
