@@ -62,9 +62,10 @@ mount     serves a copy-on-write session over DIR (default: the current director
           each request wakes its threads sooner: creating many small files goes about 2x faster,
           at the cost of idle CPUs spinning meanwhile. --no-busy-poll overrides busy_poll =
           true in mirage.toml.
---max-memory SIZE (run and mount): the most file content the session may hold in
-          mirage-run's memory (512M, 8G, ...; none: no limit). Past it, writes fail with
-          ENOSPC as on a full disk, and the run says so at the end. Default: half the RAM.
+--max-memory SIZE (run and mount): the most the sessions may hold in mirage-run's memory
+          (content, and 1 KiB or more per file; 512M, 8G, ...; none: no limit). Past it,
+          writes fail with ENOSPC as on a full disk, and the run says so at the end.
+          Default: half the RAM (or of the control group's memory.max).
 unmount   unmounts a session mounted by `mirage-run mount` (--lazy: detach now, finish when
           the last user leaves).";
 

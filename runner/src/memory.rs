@@ -29,13 +29,33 @@ pub(crate) fn parse(value: &str) -> Result<Option<u64>, UsageError> {
     Ok(Some(bytes))
 }
 
-/// The limit when none is given: half the machine's memory (`MemTotal`), or none where that
-/// cannot be read.
+/// The limit when none is given: half the memory this process may use (the machine's
+/// `MemTotal`, or less where a control group says so), or none where it cannot be read.
 fn default_limit() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 =
         meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib * 1024 / 2)
+    let usable = cgroup_limit().map_or(kib * 1024, |cgroup| cgroup.min(kib * 1024));
+    Some(usable / 2)
+}
+
+/// The lowest `memory.max` of this process's control group and its ancestors (cgroup v2),
+/// if any is set.
+fn cgroup_limit() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let mut dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let mut lowest: Option<u64> = None;
+    loop {
+        if let Ok(max) = std::fs::read_to_string(dir.join("memory.max"))
+            && let Ok(max) = max.trim().parse::<u64>()
+        {
+            lowest = Some(lowest.map_or(max, |l| l.min(max)));
+        }
+        if dir == std::path::Path::new("/sys/fs/cgroup") || !dir.pop() {
+            return lowest;
+        }
+    }
 }
 
 /// Sets the process's limit: `chosen` (from the command line or `mirage.toml`: a limit, or
@@ -50,11 +70,19 @@ pub(crate) fn refusals_report() -> Option<String> {
     let limit = mirage_core::content_limit()?;
     (refused > 0).then(|| {
         format!(
-            "{refused} write(s) failed with ENOSPC: the session reached the limit of {} MiB on the content \
-             mirage-run holds in memory (--max-memory SIZE, or max_memory in mirage.toml, raises it)",
-            limit >> 20
+            "{refused} write(s) failed with ENOSPC: the sessions reached the limit of {} on what mirage-run \
+             holds in memory (--max-memory SIZE raises it)",
+            human(limit)
         )
     })
+}
+
+/// `bytes` in the largest binary unit that keeps it whole, as `--max-memory` reads it.
+fn human(bytes: u64) -> String {
+    [(40, "T"), (30, "G"), (20, "M"), (10, "K")]
+        .into_iter()
+        .find(|(shift, _)| bytes >= 1 << shift && bytes.is_multiple_of(1 << shift))
+        .map_or_else(|| format!("{bytes} bytes"), |(shift, unit)| format!("{}{unit}", bytes >> shift))
 }
 
 #[cfg(test)]
@@ -74,8 +102,23 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_half_the_machine() {
+    fn the_default_is_half_the_machine_or_less() {
         let limit = default_limit().expect("/proc/meminfo");
-        assert!(limit > 64 << 20, "{limit}");
+        // SAFETY: sysinfo fills the struct it is given.
+        let ram = unsafe {
+            let mut info: libc::sysinfo = std::mem::zeroed();
+            assert_eq!(libc::sysinfo(&mut info), 0);
+            info.totalram as u64 * u64::from(info.mem_unit)
+        };
+        assert!(limit <= ram / 2 + 4096, "{limit} of {ram}");
+        assert!(cgroup_limit().is_some() || limit + 4096 >= ram / 2, "{limit} of {ram}");
+    }
+
+    #[test]
+    fn sizes_print_as_they_are_given() {
+        assert_eq!(human(8 << 20), "8M");
+        assert_eq!(human(3 << 30), "3G");
+        assert_eq!(human(1536 << 10), "1536K");
+        assert_eq!(human(1000), "1000 bytes");
     }
 }

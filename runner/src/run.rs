@@ -141,7 +141,9 @@ impl Plan {
         mounts.extend(args.mounts.iter().cloned());
         let max_memory = match (args.max_memory, &config.max_memory) {
             (Some(limit), _) => Some(limit),
-            (None, Some(limit)) => Some(crate::memory::parse(limit)?),
+            (None, Some(limit)) => {
+                Some(crate::memory::parse(limit).map_err(|e| UsageError(format!("mirage.toml: max_memory: {}", e.0)))?)
+            }
             (None, None) => None,
         };
         Ok(Plan {
@@ -215,9 +217,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         served,
         net: plan.net.clone(),
         hostname: "mirage".to_owned(),
-        // /tmp and the copies of home entries hold a quarter of what the session may each, so
-        // that all of it stays within the RAM when the session's limit is half of it.
-        tmpfs_size: mirage_core::content_limit().map(|limit| limit / 4),
+        // /tmp and the copies of home entries hold an eighth of what the sessions may each (16
+        // MiB at least), so that all of it stays well within the RAM when the sessions' limit
+        // is half of it.
+        tmpfs_size: mirage_core::content_limit().map(|limit| (limit / 8).max(16 << 20)),
     };
     // The terminal's Ctrl-C reaches the command directly: this process ignores it meanwhile.
     crate::signals::ignore_terminal();

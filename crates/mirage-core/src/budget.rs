@@ -18,12 +18,10 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The limit in bytes; `u64::MAX` stands for none.
 static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Bytes of content counted now.
+/// Bytes counted now: content, and the sessions' entries (see [`entry_weight`]).
 static HELD: AtomicU64 = AtomicU64::new(0);
 /// Writes refused for want of room.
 static REFUSED: AtomicU64 = AtomicU64::new(0);
-/// What the entries of the session that last added some count for (see [`entry_weight`]).
-static ENTRIES: AtomicU64 = AtomicU64::new(0);
 
 /// Sets (or, with `None`, lifts) the limit on the content sessions of this process hold.
 pub fn set_content_limit(limit: Option<u64>) {
@@ -35,7 +33,7 @@ pub fn content_limit() -> Option<u64> {
     Some(LIMIT.load(Ordering::Relaxed)).filter(|&limit| limit != u64::MAX)
 }
 
-/// Bytes of content counted against the limit now (0 while there is none).
+/// Bytes counted against the limit now, content and entries (0 while there is no limit).
 pub fn content_held() -> u64 {
     HELD.load(Ordering::Relaxed)
 }
@@ -49,7 +47,7 @@ pub fn content_refusals() -> u64 {
 ///
 /// Crates that keep session content of their own (a FUSE server's files that were removed
 /// while open) hold it through this, so that it counts as the sessions' content does.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 #[must_use = "the room is given back when this is dropped"]
 pub struct Held(u64);
 
@@ -62,12 +60,28 @@ impl Held {
             return Ok(Held(0));
         }
         let before = HELD.fetch_add(len, Ordering::Relaxed);
-        let entries = ENTRIES.load(Ordering::Relaxed);
-        if before.saturating_add(len).saturating_add(entries) > limit {
+        if before.saturating_add(len) > limit {
             HELD.fetch_sub(len, Ordering::Relaxed);
-            return Err(refusal(op, before, entries, limit));
+            return Err(refusal(op, before, limit));
         }
         Ok(Held(len))
+    }
+
+    /// True when this holds no room.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Makes this room `len` bytes, even past the limit: for what is counted after the fact
+    /// (the entries of the sessions, once a change is applied). Without a limit, none.
+    pub(crate) fn resize_anyway(&mut self, len: u64) {
+        let len = if LIMIT.load(Ordering::Relaxed) == u64::MAX { 0 } else { len };
+        if len > self.0 {
+            HELD.fetch_add(len - self.0, Ordering::Relaxed);
+        } else {
+            HELD.fetch_sub(self.0 - len, Ordering::Relaxed);
+        }
+        self.0 = len;
     }
 
     /// Takes room for `len` bytes even past the limit: for content that is already in memory
@@ -101,32 +115,27 @@ pub(crate) fn entry_weight(path_len: usize, target_len: usize) -> u64 {
     ENTRY_COST + 3 * path_len as u64 + target_len as u64
 }
 
-/// Fails with [`ErrorKind::NoSpace`] when a session's entries, weighing `weight` now and
-/// `more` after the change (see [`entry_weight`]), would pass the limit along with the content
-/// held. Entries live as long as their session, so nothing is held for them: the weight of
-/// the session that last added entries is remembered and counts against later content too
-/// (with one session, as `mirage-run` has, that is exact; a fork's weight includes what it
-/// inherited).
-pub(crate) fn room_for_entries(weight: u64, more: u64, op: &'static str) -> Result<()> {
+/// Fails with [`ErrorKind::NoSpace`] when entries weighing `more` more (see
+/// [`entry_weight`]) would pass the limit. The entries themselves are counted once applied:
+/// every live session's, a fork's including what it inherited (see `State::apply`).
+pub(crate) fn room_for_entries(more: u64, op: &'static str) -> Result<()> {
     let limit = LIMIT.load(Ordering::Relaxed);
     if limit == u64::MAX {
         return Ok(());
     }
     let held = HELD.load(Ordering::Relaxed);
-    let entries = weight.saturating_add(more);
-    if held.saturating_add(entries) > limit {
-        return Err(refusal(op, held, entries, limit));
+    if held.saturating_add(more) > limit {
+        return Err(refusal(op, held, limit));
     }
-    ENTRIES.store(entries, Ordering::Relaxed);
     Ok(())
 }
 
 /// The error of a refused write, counted for [`content_refusals`].
-fn refusal(op: &'static str, held: u64, entries: u64, limit: u64) -> Error {
+fn refusal(op: &'static str, held: u64, limit: u64) -> Error {
     REFUSED.fetch_add(1, Ordering::Relaxed);
     Error::new(ErrorKind::NoSpace, op).with_detail(format!(
-        "sessions hold {held} bytes of content and entries counted as {entries} bytes in memory, and may \
-         hold {limit}; commit or drop sessions to make room"
+        "sessions hold {held} bytes in memory (content, and 1 KiB or more per entry) and may hold \
+         {limit}; commit or drop sessions to make room"
     ))
 }
 
@@ -168,7 +177,8 @@ pub(crate) fn hold_anyway(data: Bytes) -> Bytes {
         return data;
     }
     let held = Held::take_anyway(data.len() as u64);
-    counted(data, Buffer::Shared, held)
+    // Serde made the buffer for this content alone.
+    counted(data, Buffer::Own, held)
 }
 
 fn counted(data: Bytes, buffer: Buffer, held: Held) -> Bytes {

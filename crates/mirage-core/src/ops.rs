@@ -72,7 +72,7 @@ impl Session {
                 }
             }
             if let Some(first) = first {
-                budget::room_for_entries(view.weight(), more, op).map_err(|e| e.with_path(first.clone()))?;
+                budget::room_for_entries(more, op).map_err(|e| e.with_path(first.clone()))?;
             }
         }
         drop(view);
@@ -203,7 +203,7 @@ impl Session {
         }
         self.check_writable(op, &path)?;
         let in_overlay = matches!(found, Found::Node(_));
-        let mut node = self.copy_up(&path, &found).await?;
+        let mut node = self.copy_up(&path, &found, op).await?;
         let NodeKind::File(file) = &mut node.kind else { unreachable!("checked to be a file") };
         let at = at(file.size);
         let truncate_to = || u64::from_le_bytes(data.as_ref().try_into().expect("8 bytes"));
@@ -223,7 +223,7 @@ impl Session {
                     fills.push((idx, self.read_file_data(&path, file, start, crate::overlay::CHUNK).await?));
                 }
                 let data = budget::hold(data, Buffer::Own, op).map_err(|e| e.with_path(path.clone()))?;
-                let changed = file.write(offset, &data, &fills).map_err(|e| e.with_path(path.clone()))?;
+                let changed = file.write(offset, &data, &fills, op).map_err(|e| e.with_path(path.clone()))?;
                 (
                     file.size,
                     changed.into_iter().map(|i| (i, file.chunks.get(i).expect("written just now").clone())).collect(),
@@ -440,7 +440,7 @@ impl Session {
                 None if dest == to => existing.origin(),
                 None => Origin::Absent,
             };
-            let mut node = self.copy_up(&source, &found).await?;
+            let mut node = self.copy_up(&source, &found, "rename").await?;
             if let NodeKind::Dir { opaque } = &mut node.kind {
                 *opaque = true;
                 let entries = self.list_found(&view, &source, &found).await?;
@@ -479,7 +479,7 @@ impl Session {
             return Err(err(ErrorKind::IsADirectory, "copyfile", &to));
         }
         self.check_writable("copyfile", &to)?;
-        let node = self.copy_up(&from, &found).await?;
+        let node = self.copy_up(&from, &found, "copyfile").await?;
         let node =
             Node { stamp: self.hub.next_stamp(), origin: existing.origin(), attr: fresh_attr(node.attr.mode), ..node };
         self.apply(view, &[self.set(&to, Arc::new(node))], "copyfile")
@@ -513,7 +513,7 @@ impl Session {
             return Err(err(ErrorKind::NotFound, op, &path));
         }
         self.check_writable(op, &path)?;
-        let mut node = self.copy_up(&path, &found).await?;
+        let mut node = self.copy_up(&path, &found, op).await?;
         change(&mut node.attr);
         node.stamp = self.hub.next_stamp();
         self.apply(view, &[self.set(&path, Arc::new(node))], op)

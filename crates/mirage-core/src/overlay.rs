@@ -430,7 +430,13 @@ impl FileData {
     /// # Errors
     /// `NoSpace` when a chunk written in part passes the content limit (see
     /// [`crate::budget`]); the file may then be written in part, so callers write a copy.
-    pub(crate) fn write(&mut self, offset: u64, data: &Bytes, fills: &[(u64, Bytes)]) -> Result<Vec<u64>> {
+    pub(crate) fn write(
+        &mut self,
+        offset: u64,
+        data: &Bytes,
+        fills: &[(u64, Bytes)],
+        op: &'static str,
+    ) -> Result<Vec<u64>> {
         if data.is_empty() {
             // As pwrite(2): writing nothing never extends a file.
             return Ok(Vec::new());
@@ -458,7 +464,7 @@ impl FileData {
                     buf.resize(need, 0);
                 }
                 buf[(pos - chunk_start) as usize..need].copy_from_slice(&piece);
-                budget::hold(buf.freeze(), Buffer::Own, "write")?
+                budget::hold(buf.freeze(), Buffer::Own, op)?
             };
             self.chunks.insert(idx, chunk);
             changed.push(idx);
@@ -525,7 +531,7 @@ mod tests {
         let mut file = FileData::from_base(base(size));
         let f = fills(&file, 3 * CHUNK + 5, 10);
         assert_eq!(f.len(), 1, "one partial chunk to fill");
-        file.write(3 * CHUNK + 5, &Bytes::from_static(b"0123456789"), &f).unwrap();
+        file.write(3 * CHUNK + 5, &Bytes::from_static(b"0123456789"), &f, "write").unwrap();
         assert_eq!(file.chunks.len(), 1);
         let mut expect: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         expect[(3 * CHUNK + 5) as usize..(3 * CHUNK + 15) as usize].copy_from_slice(b"0123456789");
@@ -542,7 +548,7 @@ mod tests {
         assert!(got[(CHUNK + 10) as usize..].iter().all(|&b| b == 0));
         assert_eq!(got[5], 5);
         let f = fills(&file, CHUNK + 5, 2);
-        file.write(CHUNK + 5, &Bytes::from_static(b"ab"), &f).unwrap();
+        file.write(CHUNK + 5, &Bytes::from_static(b"ab"), &f, "write").unwrap();
         file.truncate(CHUNK + 6);
         file.truncate(CHUNK + 20);
         let got = read(&file, CHUNK, 20);
@@ -564,7 +570,7 @@ mod tests {
     #[test]
     fn write_past_end_zero_fills_the_gap() {
         let mut file = FileData::from_bytes(Bytes::from_static(b"hello"));
-        file.write(CHUNK * 2, &Bytes::from_static(b"x"), &[]).unwrap();
+        file.write(CHUNK * 2, &Bytes::from_static(b"x"), &[], "write").unwrap();
         let got = read(&file, 0, file.size);
         assert_eq!(got.len() as u64, CHUNK * 2 + 1);
         assert_eq!(&got[..5], b"hello");
@@ -670,7 +676,7 @@ mod tests {
                 match op {
                     FileOp::Write(offset, data) => {
                         let f = fills(&file, offset, data.len() as u64);
-                        file.write(offset, &Bytes::from(data.clone()), &f).unwrap();
+                        file.write(offset, &Bytes::from(data.clone()), &f, "write").unwrap();
                         let end = offset as usize + data.len();
                         if model.len() < end && !data.is_empty() {
                             model.resize(end, 0);

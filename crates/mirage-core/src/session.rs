@@ -951,7 +951,7 @@ impl Session {
     }
 
     /// An overlay copy of an entry the session has not changed yet, or the node itself.
-    pub(crate) async fn copy_up(&self, path: &VPath, found: &Found) -> Result<Node> {
+    pub(crate) async fn copy_up(&self, path: &VPath, found: &Found, op: &'static str) -> Result<Node> {
         let kind = match found {
             Found::Node(node) => return Ok(Node::clone(node)),
             Found::Resource(mount, inner, meta) => match meta.file_type {
@@ -960,8 +960,7 @@ impl Session {
                 FileType::File if meta.size <= CHUNK => {
                     let content =
                         mount.resource().read(inner, 0, meta.size).await.map_err(|e| e.in_mount(mount.point()))?;
-                    let content =
-                        budget::hold(content, Buffer::Shared, "copy").map_err(|e| e.with_path(path.clone()))?;
+                    let content = budget::hold(content, Buffer::Shared, op).map_err(|e| e.with_path(path.clone()))?;
                     NodeKind::File(FileData::from_bytes(content))
                 }
                 FileType::File => NodeKind::File(FileData::from_base(BaseRef {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Held;
 use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{Attr, Node, NodeKind, Origin, View};
 use crate::path::VPath;
@@ -127,6 +128,8 @@ pub(crate) struct State {
     pub(crate) sessions: BTreeMap<SessionId, SessionState>,
     pub(crate) next_session: SessionId,
     pub(crate) next_stamp: u64,
+    /// The room the sessions' entries take under the content limit (see [`crate::budget`]).
+    entries: Held,
 }
 
 impl Record {
@@ -260,12 +263,22 @@ impl State {
         }
     }
 
-    /// Applies one record.
+    /// Applies one record, then counts the entries of every session against the content
+    /// limit, when there is one (a few sessions: one addition each).
     ///
     /// # Errors
     /// `NotFound` for a session that does not exist; `InvalidInput` for a patch of a path
     /// that holds no file (neither happens for records this module produced).
     pub(crate) fn apply(&mut self, record: &Record) -> Result<()> {
+        let applied = self.apply_record(record);
+        if crate::budget::content_limit().is_some() || !self.entries.is_empty() {
+            let weight = self.sessions.values().map(|s| s.view.weight()).sum();
+            self.entries.resize_anyway(weight);
+        }
+        applied
+    }
+
+    fn apply_record(&mut self, record: &Record) -> Result<()> {
         match record {
             Record::Open { id, parent, name } => {
                 let fresh = || SessionState {

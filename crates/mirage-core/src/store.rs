@@ -27,9 +27,11 @@
 //! gone) is rewritten as the sessions are now (`Restore` records, each fork as its
 //! differences from its parent), written aside and renamed into place: on open from 16 MiB,
 //! and as soon as a session is dropped, committed or flushed from 1 MiB, so that what a
-//! discarded run wrote is not read again by every later opener. After a try, paid or not, the
-//! next waits until the journal has doubled, and then comes after any record: a session
+//! discarded run wrote is not read again by every later opener; and after any record once the
+//! journal has doubled since the last try (or since it was opened), so that a session
 //! rewriting the same file without end keeps its journal within about twice what it holds.
+//! After a try that a dropped session prompted, the next such try waits until the journal
+//! has doubled too.
 //!
 //! Limits: replay and compaction hold all overlay content in memory, and one record (so one
 //! file's content, or one session's at compaction) must stay under 4 GiB.
@@ -96,6 +98,7 @@ impl Journal {
             if journal.offset >= COMPACT_FROM {
                 journal.compact_if_worth(&state)?;
             }
+            journal.next_growth_check = (2 * journal.offset).max(COMPACT_AFTER_DROP_FROM);
             Ok(state)
         });
         journal.unlock();

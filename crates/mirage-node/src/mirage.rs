@@ -73,9 +73,8 @@ pub fn remote(url: String) -> Result<Resource> {
 pub fn set_content_limit(bytes: Option<f64>) -> Result<()> {
     let limit = match bytes {
         None => None,
-        Some(bytes) if bytes.is_finite() && bytes >= 1.0 && bytes.fract() == 0.0 && bytes <= u64::MAX as f64 => {
-            Some(bytes as u64)
-        }
+        // Above 2^53 a number no longer holds every whole value.
+        Some(bytes) if bytes >= 1.0 && bytes.fract() == 0.0 && bytes <= 9_007_199_254_740_991.0 => Some(bytes as u64),
         Some(bytes) => {
             return Err(js_error(
                 mirage_core::Error::new(mirage_core::ErrorKind::InvalidInput, "setContentLimit")

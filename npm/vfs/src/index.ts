@@ -872,8 +872,9 @@ export function remote(url: string): NativeResource {
 /**
  * Sets (or, with `null`, lifts) the most file content the sessions of this process may hold in
  * memory, in bytes. Past it, writes fail with `ENOSPC`, as on a full disk, and change nothing;
- * committing or aborting sessions and overwriting or removing files gives the room back. Forks
- * share what they have not changed, so it counts once. Set it before sessions take in content
+ * committing or aborting sessions gives the room back, and so does overwriting or removing a
+ * file for its content (each entry a session holds counts 1 KiB or more until the session
+ * goes). Forks share the content they have not changed, so it counts once. Set it before sessions take in content
  * (content taken in earlier is not counted). There is no limit by default.
  *
  * ```ts
