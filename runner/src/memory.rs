@@ -64,6 +64,21 @@ pub(crate) fn apply(chosen: Option<Option<u64>>) {
     mirage_core::set_content_limit(chosen.unwrap_or_else(default_limit));
 }
 
+/// Says so when the sessions read back from the store already hold most of the limit: the
+/// command's writes would soon fail.
+pub(crate) fn warn_if_nearly_full() {
+    let (Some(limit), held) = (mirage_core::content_limit(), mirage_core::content_held()) else { return };
+    if held >= limit / 10 * 9 {
+        eprintln!(
+            "mirage-run: the store's sessions already hold {} of the {} limit on what mirage-run keeps in \
+             memory, so writes may fail with ENOSPC: commit or abort sessions (mirage-run sessions), or raise \
+             --max-memory",
+            human(held),
+            human(limit)
+        );
+    }
+}
+
 /// A line for the end of a run when the limit refused writes.
 pub(crate) fn refusals_report() -> Option<String> {
     let refused = mirage_core::content_refusals();
@@ -77,12 +92,17 @@ pub(crate) fn refusals_report() -> Option<String> {
     })
 }
 
-/// `bytes` in the largest binary unit that keeps it whole, as `--max-memory` reads it.
+/// `bytes` in the largest binary unit that keeps it whole, as `--max-memory` reads it, or
+/// to a tenth in MiB where none does and it is that large.
 fn human(bytes: u64) -> String {
-    [(40, "T"), (30, "G"), (20, "M"), (10, "K")]
+    let whole = [(40, "T"), (30, "G"), (20, "M"), (10, "K")]
         .into_iter()
-        .find(|(shift, _)| bytes >= 1 << shift && bytes.is_multiple_of(1 << shift))
-        .map_or_else(|| format!("{bytes} bytes"), |(shift, unit)| format!("{}{unit}", bytes >> shift))
+        .find(|(shift, _)| bytes >= 1 << shift && bytes.is_multiple_of(1 << shift));
+    match whole {
+        Some((shift, unit)) => format!("{}{unit}", bytes >> shift),
+        None if bytes >= 1 << 20 => format!("{:.1}M", bytes as f64 / f64::from(1 << 20)),
+        None => format!("{bytes} bytes"),
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +140,6 @@ mod tests {
         assert_eq!(human(3 << 30), "3G");
         assert_eq!(human(1536 << 10), "1536K");
         assert_eq!(human(1000), "1000 bytes");
+        assert_eq!(human((3 << 20) + 1000), "3.0M");
     }
 }

@@ -134,6 +134,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
             (session, source.clone(), None)
         }
     };
+    crate::memory::warn_if_nearly_full();
     let name = session.name().map_err(|e| fail("the session is gone", &e))?;
     let options = mirage_fuse::Options {
         read_only: args.read_only,

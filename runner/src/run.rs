@@ -180,6 +180,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // Before the store is read back, so that the content it holds counts.
     crate::memory::apply(plan.max_memory);
     let run = open_session(&args, &workspace)?;
+    crate::memory::warn_if_nearly_full();
     let (mirage, session) = (run.mirage.clone(), run.session.clone());
     mirage
         .mount("/", Arc::new(skeleton), MountOptions { read_only: true })

@@ -547,6 +547,9 @@ EOF
     assert!(in_tmp <= 4096, "one file per 4 KiB of 16 MiB, the least a tmpfs gets: {in_tmp}");
     assert!(stderr.contains("failed with ENOSPC") && stderr.contains("--max-memory"), "{stderr}");
     assert!(stderr.contains("kept in session"), "the run ends as usual: {stderr}");
+    // The next run over the same store starts nearly full, and says so.
+    let next = host.run(&["--max-memory", "8M", "--session", "run-1"], "true");
+    assert!(text(&next.stderr).contains("already hold"), "{}", text(&next.stderr));
     let bad = host.run(&["--max-memory", "lots"], "true");
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("--max-memory takes a size"), "{}", text(&bad.stderr));
