@@ -1,6 +1,7 @@
-//! `--max-memory`: the limit on the file content sessions hold in mirage-run's memory (see
-//! `mirage_core::budget`). A command that writes without end then meets `ENOSPC`, as on a
-//! full disk, instead of growing mirage-run until the out-of-memory killer ends the run.
+//! `--max-memory`: the limit on what sessions hold in mirage-run's memory, their content and
+//! their entries (see `mirage_core::budget`). A command that writes without end then meets
+//! `ENOSPC`, as on a full disk, instead of growing mirage-run until the out-of-memory killer
+//! ends the run.
 
 use crate::UsageError;
 
