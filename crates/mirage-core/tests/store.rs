@@ -408,6 +408,32 @@ async fn a_session_rewriting_a_file_without_end_keeps_its_journal_small() {
 }
 
 #[tokio::test]
+async fn an_opener_compacts_a_large_journal_of_mostly_dead_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let m = Mirage::open(dir.path()).unwrap();
+    mount_data(&m);
+    let s = m.create_session("big").unwrap();
+    s.write_file("/data/f", "").await.unwrap();
+    // A 10 MiB file, then rewritten twice: the writer's last try (at 16 MiB, most of it live
+    // then) puts its next at 32 MiB, so it leaves some 30 MiB, two thirds of it dead.
+    for round in 0..3u8 {
+        for mib in 0..10u64 {
+            s.write("/data/f", mib << 20, vec![round; 1 << 20]).await.unwrap();
+        }
+    }
+    let before = std::fs::metadata(&journal).unwrap().len();
+    assert!(before > 28 << 20, "{before} bytes");
+    drop(s);
+    drop(m);
+    let reopened = Mirage::open(dir.path()).unwrap();
+    mount_data(&reopened);
+    let after = std::fs::metadata(&journal).unwrap().len();
+    assert!(after < 11 << 20, "compacted on open: {after} bytes");
+    assert_eq!(reopened.session("big").unwrap().read_file("/data/f").await.unwrap(), vec![2u8; 10 << 20]);
+}
+
+#[tokio::test]
 async fn a_compaction_by_another_process_keeps_watchers_and_change_counters_going() {
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
