@@ -503,6 +503,8 @@ fn a_command_writing_without_end_meets_a_full_disk_not_the_oom_killer() {
         dd if=/dev/zero of=after bs=1M count=4 2>/dev/null && echo room again
         dd if=/dev/zero of=/tmp/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/tmp: /'
         dd if=/dev/zero of=/dev/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/dev: /'
+        dd if=/dev/zero of=/dev/shm/fits bs=1M count=4 2>/dev/null && echo shm: 4 MiB fit && rm /dev/shm/fits
+        dd if=/dev/zero of=/dev/shm/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/shm: /'
         dd if=/dev/zero of=$HOME/.cache/big bs=1M count=32 2>&1 | grep -o 'No space left on device' | sed 's/^/cache: /'
         cat > fill.py <<'EOF'
 import os, sys
@@ -530,6 +532,8 @@ EOF
         "tmp: No space",
         "dev: No space",
         "cache: No space",
+        "shm: 4 MiB fit",
+        "shm: No space",
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}\n{stderr}");
     }

@@ -313,7 +313,7 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
     for secret in &spec.masked {
         mask(secret)?;
     }
-    make_dev()?;
+    make_dev(spec.tmpfs_size)?;
     step(
         "cannot mount /proc",
         mount(
@@ -516,8 +516,9 @@ fn tmpfs_options(base: &str, size: Option<u64>) -> String {
 }
 
 /// A minimal `/dev`: a tmpfs with the host's harmless nodes bound in, a private devpts for
-/// terminals, and the usual links.
-fn make_dev() -> Result<(), String> {
+/// terminals, a `/dev/shm` for POSIX shared memory (a tmpfs of `shm_size`, as `/tmp`), and
+/// the usual links.
+fn make_dev(shm_size: Option<u64>) -> Result<(), String> {
     let dev = inside(Path::new("/dev"));
     let none: Option<&str> = None;
     step(
@@ -551,6 +552,16 @@ fn make_dev() -> Result<(), String> {
         ),
     )?;
     step("cannot create /dev/shm", std::fs::create_dir(dev.join("shm")))?;
+    step(
+        "cannot mount /dev/shm",
+        mount(
+            Some("tmpfs"),
+            &dev.join("shm"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(tmpfs_options("mode=1777", shm_size).as_str()),
+        ),
+    )?;
     // The terminal the command was started from lives in the host's devpts: bound as
     // /dev/console, where ttyname() finds it.
     // SAFETY: isatty only inspects the descriptor.

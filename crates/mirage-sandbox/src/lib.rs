@@ -101,9 +101,10 @@ pub struct Spec {
     pub net: Net,
     /// The sandbox's host name.
     pub hostname: String,
-    /// The most bytes each of the sandbox's own memory filesystems (`/tmp`, and the copies of
-    /// home entries) may hold, with one file per 4 KiB; `None` leaves the kernel's defaults
-    /// (half the RAM). `/dev` holds 1 MiB at most whatever this says.
+    /// The most bytes each of the sandbox's own memory filesystems (`/tmp`, `/dev/shm`, and
+    /// the copies of home entries) may hold, with one file per 4 KiB; `None` leaves the
+    /// kernel's defaults (half the RAM). The rest of `/dev` holds 1 MiB at most whatever this
+    /// says.
     pub tmpfs_size: Option<u64>,
 }
 
