@@ -83,16 +83,6 @@ impl Held {
         }
         self.0 = len;
     }
-
-    /// Takes room for `len` bytes even past the limit: for content that is already in memory
-    /// and must stay (a store's journal being read back).
-    fn take_anyway(len: u64) -> Held {
-        if LIMIT.load(Ordering::Relaxed) == u64::MAX {
-            return Held(0);
-        }
-        HELD.fetch_add(len, Ordering::Relaxed);
-        Held(len)
-    }
 }
 
 impl Drop for Held {
@@ -171,12 +161,15 @@ pub(crate) fn hold(data: Bytes, buffer: Buffer, op: &'static str) -> Result<Byte
     Ok(counted(data, buffer, held))
 }
 
-/// `data`, counted even past the limit (see [`Held::take_anyway`]).
+/// `data`, counted even past the limit: for content that is already in memory and must stay
+/// (a store's journal being read back).
 pub(crate) fn hold_anyway(data: Bytes) -> Bytes {
     if content_limit().is_none() || data.is_empty() {
         return data;
     }
-    let held = Held::take_anyway(data.len() as u64);
+    // Content already in memory (a store read back) must stay: it counts even past the limit.
+    let mut held = Held::default();
+    held.resize_anyway(data.len() as u64);
     // Serde made the buffer for this content alone.
     counted(data, Buffer::Own, held)
 }

@@ -256,13 +256,7 @@ fn setup(socket: RawFd, spec: &Spec) -> Result<(), String> {
     step("cannot set the host name", nix::unistd::sethostname(&spec.hostname))?;
     step(
         "cannot mount the staging tmpfs",
-        mount(
-            Some("tmpfs"),
-            STAGING,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(tmpfs_options("mode=0755", spec.tmpfs_size).as_str()),
-        ),
+        mount_tmpfs(Path::new(STAGING), MsFlags::MS_NODEV, "mode=0755", spec.tmpfs_size),
     )?;
     step("cannot create the root's mount point", std::fs::create_dir(ROOT))?;
     let fuse = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").map_err(|e| {
@@ -364,16 +358,7 @@ fn private_tmp(spec: &Spec) -> Result<(), String> {
             mount(Some(&inside(path)), &hold(i), none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
         )?;
     }
-    step(
-        "cannot mount /tmp",
-        mount(
-            Some("tmpfs"),
-            &inside(tmp),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(tmpfs_options("mode=1777", spec.tmpfs_size).as_str()),
-        ),
-    )?;
+    step("cannot mount /tmp", mount_tmpfs(&inside(tmp), MsFlags::MS_NODEV, "mode=1777", spec.tmpfs_size))?;
     for (i, path) in kept.iter().enumerate() {
         step("cannot recreate a workspace's path in /tmp", std::fs::create_dir_all(inside(path)))?;
         step("cannot put a workspace back", mount(Some(&hold(i)), &inside(path), none, MsFlags::MS_MOVE, none))?;
@@ -506,13 +491,15 @@ fn mask(path: &Path) -> Result<(), String> {
     step(&format!("cannot hide {}", path.display()), mount(none, &target, none, flags, none))
 }
 
-/// The options of a tmpfs: `base`, and when a `size` is given, that size and one inode per
-/// 4 KiB of it (empty files take kernel memory that `size` does not count).
-fn tmpfs_options(base: &str, size: Option<u64>) -> String {
-    match size {
-        Some(size) => format!("{base},size={size},nr_inodes={}", (size / 4096).max(64)),
-        None => base.to_owned(),
-    }
+/// Mounts a tmpfs (never setuid) on `target` with `flags` and `mode` (`mode=0755`, ...);
+/// when a `size` is given, it holds that many bytes and one inode per 4 KiB of them (empty
+/// files take kernel memory that `size` does not count).
+fn mount_tmpfs(target: &Path, flags: MsFlags, mode: &str, size: Option<u64>) -> nix::Result<()> {
+    let options = match size {
+        Some(size) => format!("{mode},size={size},nr_inodes={}", (size / 4096).max(64)),
+        None => mode.to_owned(),
+    };
+    mount(Some("tmpfs"), target, Some("tmpfs"), flags | MsFlags::MS_NOSUID, Some(options.as_str()))
 }
 
 /// A minimal `/dev`: a tmpfs with the host's harmless nodes bound in, a private devpts for
@@ -524,13 +511,7 @@ fn make_dev(shm_size: Option<u64>) -> Result<(), String> {
     step(
         "cannot mount /dev",
         // Nothing but nodes and links belongs here: files written here would hold memory.
-        mount(
-            Some("tmpfs"),
-            &dev,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some(tmpfs_options("mode=0755", Some(1 << 20)).as_str()),
-        ),
+        mount_tmpfs(&dev, MsFlags::MS_NOEXEC, "mode=0755", Some(1 << 20)),
     )?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(node);
@@ -552,16 +533,7 @@ fn make_dev(shm_size: Option<u64>) -> Result<(), String> {
         ),
     )?;
     step("cannot create /dev/shm", std::fs::create_dir(dev.join("shm")))?;
-    step(
-        "cannot mount /dev/shm",
-        mount(
-            Some("tmpfs"),
-            &dev.join("shm"),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(tmpfs_options("mode=1777", shm_size).as_str()),
-        ),
-    )?;
+    step("cannot mount /dev/shm", mount_tmpfs(&dev.join("shm"), MsFlags::MS_NODEV, "mode=1777", shm_size))?;
     // The terminal the command was started from lives in the host's devpts: bound as
     // /dev/console, where ttyname() finds it.
     // SAFETY: isatty only inspects the descriptor.
