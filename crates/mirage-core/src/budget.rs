@@ -167,7 +167,6 @@ pub(crate) fn hold_anyway(data: Bytes) -> Bytes {
     if content_limit().is_none() || data.is_empty() {
         return data;
     }
-    // Content already in memory (a store read back) must stay: it counts even past the limit.
     let mut held = Held::default();
     held.resize_anyway(data.len() as u64);
     // Serde made the buffer for this content alone.
