@@ -8,7 +8,7 @@
 //! on_exit = "commit"           # or "keep", "discard"
 //! system = ["/usr", "/etc"]    # host directories bound read-only (replaces the default list)
 //! home = [".npmrc"]            # entries of $HOME bound read-write (replaces the login files)
-//! busy_poll = true             # as --busy-poll (root only)
+//! busy_poll = false            # as --no-busy-poll (polling is the default, for root)
 //! max_memory = "8G"            # as --max-memory
 //!
 //! [[mount]]
@@ -67,8 +67,7 @@ pub(crate) struct Config {
     pub(crate) on_exit: Option<String>,
     pub(crate) system: Option<Vec<PathBuf>>,
     pub(crate) home: Option<Vec<String>>,
-    #[serde(default)]
-    pub(crate) busy_poll: bool,
+    pub(crate) busy_poll: Option<bool>,
     pub(crate) max_memory: Option<String>,
     #[serde(default)]
     pub(crate) mount: Vec<MountEntry>,

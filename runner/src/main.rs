@@ -30,7 +30,7 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
        mirage-run commit NAME [--message TEXT] [--store DIR]
        mirage-run abort NAME [--store DIR]
        mirage-run mount MOUNTPOINT [--source DIR] [--read-only] [--passthrough] [--on-exit keep|commit|discard]
-                                   [--session NAME [--store DIR]] [--busy-poll] [--max-memory SIZE]
+                                   [--session NAME [--store DIR]] [--[no-]busy-poll] [--max-memory SIZE]
        mirage-run unmount MOUNTPOINT [--lazy]
 
 (run)     runs COMMAND in a sandbox whose root is a copy-on-write session: the current
@@ -57,11 +57,12 @@ mount     serves a copy-on-write session over DIR (default: the current director
           store instead (created over DIR if new; its workspace at its own path) and keeps
           its changes by default. --passthrough (root): the kernel reads unchanged host files
           of 1 MiB or more directly, at native speed, but every open costs a round trip.
---busy-poll (root; run and mount): while the filesystem is busy, idle CPUs poll instead of
-          halting (a zero CPU latency request, withdrawn after 20-40 ms without requests), so
-          each request wakes its threads sooner: creating many small files goes about 2x faster,
-          at the cost of idle CPUs spinning meanwhile. --no-busy-poll overrides busy_poll =
-          true in mirage.toml.
+--busy-poll (the default; root; run and mount): while the filesystem is busy, idle CPUs
+          poll instead of halting (a zero CPU latency request, withdrawn 2-4 ms after the last
+          request), so each request wakes its threads sooner: creating many small files goes
+          about 2x faster, at the cost of idle CPUs spinning meanwhile. --no-busy-poll (or
+          busy_poll = false in mirage.toml) lets them halt. Without root it is not in effect,
+          and --busy-poll says so.
 --max-memory SIZE (run and mount): the most the sessions may hold in mirage-run's memory
           (content, and 1 KiB or more per file; 512M, 8G, ...; none: no limit). Past it,
           writes fail with ENOSPC as on a full disk, and the run says so at the end.
@@ -145,12 +146,29 @@ fn run() -> Result<ExitCode, Failure> {
     }
 }
 
-/// Says so when `--busy-poll` was asked for but is not in effect for `served`: it needs to
-/// open `/dev/cpu_dma_latency` for writing, which takes root (and the device).
-fn warn_if_not_busy_polling(asked: bool, served: &mirage_fuse::Mount) {
-    if asked && !served.busy_polling() {
-        eprintln!(
-            "mirage-run: --busy-poll is not in effect: /dev/cpu_dma_latency cannot be opened for writing (it needs root)"
-        );
+/// Whether the filesystem keeps idle CPUs polling while it is busy (`--[no-]busy-poll`,
+/// `busy_poll` in `mirage.toml`; on by default), and whether that was asked for.
+#[derive(Clone, Copy, Debug)]
+struct BusyPoll {
+    on: bool,
+    asked: bool,
+}
+
+impl BusyPoll {
+    /// The command line's choice over the configuration file's, and on when neither chose.
+    fn choose(flag: Option<bool>, config: Option<bool>) -> Self {
+        let chosen = flag.or(config);
+        BusyPoll { on: chosen.unwrap_or(true), asked: chosen == Some(true) }
+    }
+
+    /// Says so when busy polling was asked for but is not in effect for `served`: it needs to
+    /// open `/dev/cpu_dma_latency` for writing, which takes root (and the device). By default
+    /// it goes without saying.
+    fn warn_if_not_in_effect(self, served: &mirage_fuse::Mount) {
+        if self.asked && !served.busy_polling() {
+            eprintln!(
+                "mirage-run: --busy-poll is not in effect: /dev/cpu_dma_latency cannot be opened for writing (it needs root)"
+            );
+        }
     }
 }

@@ -25,7 +25,8 @@ pub(crate) struct MountArgs {
     store: Option<PathBuf>,
     session: Option<String>,
     passthrough: bool,
-    busy_poll: bool,
+    /// `--busy-poll` or `--no-busy-poll`.
+    busy_poll: Option<bool>,
     max_memory: Option<Option<u64>>,
 }
 
@@ -35,13 +36,14 @@ impl MountArgs {
         use lexopt::Arg::{Long, Value};
         let (mut mountpoint, mut source, mut read_only, mut on_exit, mut store, mut session) =
             (None, None, false, None, None, None);
-        let (mut passthrough, mut busy_poll, mut max_memory) = (false, false, None);
+        let (mut passthrough, mut busy_poll, mut max_memory) = (false, None, None);
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("source") => source = Some(PathBuf::from(parser.value()?)),
                 Long("read-only") => read_only = true,
                 Long("passthrough") => passthrough = true,
-                Long("busy-poll") => busy_poll = true,
+                Long("busy-poll") => busy_poll = Some(true),
+                Long("no-busy-poll") => busy_poll = Some(false),
                 Long("max-memory") => max_memory = Some(crate::memory::parse(&parser.value()?.string()?)?),
                 Long("on-exit") => on_exit = Some(OnExit::parse(&parser.value()?.string()?)?),
                 Long("store") => store = Some(PathBuf::from(parser.value()?)),
@@ -136,10 +138,11 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     };
     crate::memory::warn_if_nearly_full();
     let name = session.name().map_err(|e| fail("the session is gone", &e))?;
+    let busy_poll = crate::BusyPoll::choose(args.busy_poll, None);
     let options = mirage_fuse::Options {
         read_only: args.read_only,
         passthrough: args.passthrough,
-        busy_poll: args.busy_poll,
+        busy_poll: busy_poll.on,
         name: format!("mirage:{name}"),
         runtime: Some(runtime.handle().clone()),
         ..mirage_fuse::Options::default()
@@ -155,7 +158,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
         source.display(),
         mountpoint.display()
     );
-    crate::warn_if_not_busy_polling(args.busy_poll, &served);
+    busy_poll.warn_if_not_in_effect(&served);
     while served.is_serving() {
         if let Some(signal) = signals.wait(Duration::from_millis(200)) {
             eprintln!("mirage-run: {}: unmounting", signal_name(signal));

@@ -111,7 +111,7 @@ struct Plan {
     system: Vec<PathBuf>,
     home: Vec<String>,
     mounts: Vec<MountEntry>,
-    busy_poll: bool,
+    busy_poll: crate::BusyPoll,
     /// The limit on session content in memory, when one was chosen.
     max_memory: Option<Option<u64>>,
 }
@@ -152,7 +152,7 @@ impl Plan {
             system,
             home,
             mounts,
-            busy_poll: args.busy_poll.unwrap_or(config.busy_poll),
+            busy_poll: crate::BusyPoll::choose(args.busy_poll, config.busy_poll),
             max_memory,
         })
     }
@@ -232,12 +232,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         allow_other: true,
         name: "mirage:run".to_owned(),
         runtime: Some(runtime.handle().clone()),
-        busy_poll: plan.busy_poll,
+        busy_poll: plan.busy_poll.on,
         ..mirage_fuse::Options::default()
     };
     let served = mirage_fuse::serve_fd(&session, sandbox.take_fuse_fd(), &options)
         .map_err(|e| fail("cannot serve the sandbox's root", &e))?;
-    crate::warn_if_not_busy_polling(plan.busy_poll, &served);
+    plan.busy_poll.warn_if_not_in_effect(&served);
     sandbox.proceed().map_err(|e| fail("the sandbox ended early", &e))?;
     let helper = sandbox.pid();
     let relay = signals.relay_to(helper);

@@ -155,7 +155,7 @@ fn an_unprivileged_user_mounts_through_fusermount3_or_is_told_what_is_missing() 
     let attempt = |mode: &str, flags: &str| {
         let node = nodes.path().join(format!("fuse-{mode}"));
         let script = format!(
-            "mount --make-rprivate / && mknod {node} c 10 229 && chmod {mode} {node} && mount --bind {node} /dev/fuse && \
+            "mount --make-rprivate / && rm -f {node} && mknod {node} c 10 229 && chmod {mode} {node} && mount --bind {node} /dev/fuse && \
              exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '\
                {BIN} mount {mnt} --source {src} {flags} & \
                for i in $(seq 100); do test -e {mnt}/f && break; sleep 0.05; done; \
@@ -173,6 +173,10 @@ fn an_unprivileged_user_mounts_through_fusermount3_or_is_told_what_is_missing() 
     let stderr = String::from_utf8_lossy(&open.stderr);
     assert_eq!(String::from_utf8_lossy(&open.stdout), "hello\n", "{stderr}");
     assert!(stderr.contains("--busy-poll is not in effect"), "served without busy polling, and told: {stderr}");
+    let default = attempt("666", "");
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert_eq!(String::from_utf8_lossy(&default.stdout), "hello\n", "{stderr}");
+    assert!(!stderr.contains("busy-poll"), "the default goes without busy polling, unsaid: {stderr}");
 }
 
 #[test]
