@@ -69,6 +69,9 @@ pub struct MountTable {
     mounts: BTreeMap<VPath, Mount>,
     /// Every proper ancestor of a mount point: the directories that exist because of them.
     above: BTreeSet<VPath>,
+    /// The lengths of the mount points, longest first: the only prefixes of a path that can
+    /// be its mount point, so routing looks up a handful of them rather than every ancestor.
+    point_lengths: Vec<usize>,
 }
 
 impl MountTable {
@@ -108,6 +111,9 @@ impl MountTable {
     /// Recomputes the directories above mount points.
     fn index(&mut self) {
         self.above = self.mounts.keys().flat_map(VPath::ancestors).collect();
+        self.point_lengths = self.mounts.keys().map(|point| point.as_str().len()).collect();
+        self.point_lengths.sort_unstable_by(|a, b| b.cmp(a));
+        self.point_lengths.dedup();
     }
 
     /// Every mount, in path order.
@@ -132,7 +138,15 @@ impl MountTable {
 
     /// As [`MountTable::covering`], for a path in normal form given as a string.
     fn covering_str(&self, path: &str) -> Option<&Mount> {
-        std::iter::once(path).chain(crate::path::ancestor_strs(path)).find_map(|p| self.mounts.get(p))
+        self.point_lengths.iter().find_map(|&len| {
+            // The prefix of that length, when it ends at a component boundary.
+            let prefix = match path.as_bytes().get(len) {
+                _ if len == 1 => "/",
+                None | Some(b'/') => path.get(..len)?,
+                Some(_) => return None,
+            };
+            self.mounts.get(prefix)
+        })
     }
 
     /// True when every mounted resource answers at once ([`crate::Capabilities::immediate`]).
@@ -215,6 +229,30 @@ mod tests {
         assert!(table.mount(p("/data"), Arc::new(MemoryResource::new()), MountOptions::default()).is_err());
         table.unmount(&p("/data")).unwrap();
         assert_eq!(table.unmount(&p("/data")).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    /// A normal path of up to four components from a small alphabet, so that mount points and
+    /// paths often share prefixes (`/a` and `/ab`, `/a/b` and `/a/b.c`).
+    fn small_path() -> impl proptest::strategy::Strategy<Value = VPath> {
+        use proptest::prelude::*;
+        proptest::collection::vec(proptest::sample::select(&["a", "b", "ab", "b.c"][..]), 0..4)
+            .prop_map(|names| VPath::parse(&format!("/{}", names.join("/"))).unwrap())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routes_to_the_nearest_mount_point_at_or_above_a_path(
+            points in proptest::collection::vec(small_path(), 0..5),
+            path in small_path(),
+        ) {
+            let mut table = MountTable::new();
+            for point in &points {
+                let _ = table.mount(point.clone(), Arc::new(MemoryResource::new()), MountOptions::default());
+            }
+            // The path itself, else its nearest ancestor, that is a mount point.
+            let expected = std::iter::once(path.clone()).chain(path.ancestors()).find(|p| points.contains(p));
+            proptest::prop_assert_eq!(table.covering(&path).map(|m| m.point().clone()), expected);
+        }
     }
 
     /// A memory resource that says it may wait, as a remote one does.
