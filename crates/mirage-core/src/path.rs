@@ -41,24 +41,10 @@ impl VPath {
             return Err(Error::new(ErrorKind::InvalidInput, "parse path")
                 .with_detail(format!("'{path}' is not absolute (virtual paths start with '/')")));
         }
-        if Self::is_normal(path) {
+        if is_normal(path) {
             return Ok(VPath(Arc::from(path)));
         }
         Self::root().join(path)
-    }
-
-    /// True when `path` is absolute and already in normal form within the limits, so that
-    /// parsing it is a plain copy (the common case on hot paths).
-    fn is_normal(path: &str) -> bool {
-        if path == "/" {
-            return true;
-        }
-        path.len() <= PATH_MAX
-            && !path.ends_with('/')
-            && !path.contains('\0')
-            && path[1..]
-                .split('/')
-                .all(|name| !name.is_empty() && name != "." && name != ".." && name.len() <= NAME_MAX)
     }
 
     /// Resolves `rel` against this path: an absolute `rel` replaces it, a relative one is
@@ -262,10 +248,36 @@ pub(crate) fn ancestor_strs(s: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// True when `s` is an absolute path in normal form: no empty, `.` or `..` component and no
-/// trailing slash, so that it names what [`VPath::parse`] would make of it.
+/// True when `s` is an absolute path in normal form within the limits (no empty, `.` or `..`
+/// component, no trailing slash, no NUL byte, no name over [`NAME_MAX`] bytes, at most
+/// [`PATH_MAX`] bytes), so that [`VPath::parse`] takes it as it is. Every call that takes a
+/// path asks this, so it looks at each byte once.
 pub(crate) fn is_normal(s: &str) -> bool {
-    s == "/" || (s.starts_with('/') && s[1..].split('/').all(|c| !c.is_empty() && c != "." && c != ".."))
+    let bytes = s.as_bytes();
+    if bytes == b"/" {
+        return true;
+    }
+    if bytes.len() > PATH_MAX || bytes.first() != Some(&b'/') {
+        return false;
+    }
+    // The length of the name being read, and whether it is all dots so far.
+    let (mut len, mut dots) = (0, true);
+    let dot_name = |len: usize, dots: bool| dots && len <= 2;
+    for &b in &bytes[1..] {
+        match b {
+            b'/' if len == 0 || dot_name(len, dots) => return false,
+            b'/' => (len, dots) = (0, true),
+            0 => return false,
+            _ => {
+                len += 1;
+                dots &= b == b'.';
+                if len > NAME_MAX {
+                    return false;
+                }
+            }
+        }
+    }
+    len > 0 && !dot_name(len, dots)
 }
 
 #[cfg(test)]
@@ -283,14 +295,26 @@ mod tests {
             from_root.reverse();
             assert_eq!(from_root, slices, "{path}");
         }
-        for messy in ["/a//b", "/a/./b", "/a/../b", "/a/b/"] {
-            assert!(!VPath::is_normal(messy), "{messy}");
+        for messy in ["/a//b", "/a/./b", "/a/../b", "/a/b/", "//", "/.", "/..", "a/b", "", "/a\0b"] {
+            assert!(!is_normal(messy), "{messy:?}");
         }
-        assert!(VPath::is_normal("/a/b.c/..d"));
+        for plain in ["/", "/a/b.c/..d", "/...", "/a/.b", "/.a/b.."] {
+            assert!(is_normal(plain), "{plain}");
+        }
+        let longest = format!("/{}", "n".repeat(NAME_MAX));
+        assert!(is_normal(&longest) && !is_normal(&format!("{longest}n")));
     }
 
     fn p(s: &str) -> VPath {
         VPath::parse(s).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_path_is_normal_exactly_when_normalising_keeps_it(s in "/?[/.a]{0,10}") {
+            let kept = s.starts_with('/') && VPath::root().join(&s).is_ok_and(|p| p.as_str() == s);
+            proptest::prop_assert_eq!(is_normal(&s), kept);
+        }
     }
 
     #[test]
