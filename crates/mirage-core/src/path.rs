@@ -143,7 +143,9 @@ impl VPath {
     pub fn ancestor_strs_from_root(&self) -> impl Iterator<Item = &str> {
         let s: &str = &self.0;
         let root = (!self.is_root()).then_some("/");
-        root.into_iter().chain(s.match_indices('/').skip(1).map(move |(i, _)| &s[..i]))
+        // A plain scan of the bytes: paths are short, and this runs on every lookup.
+        let slashes = s.bytes().enumerate().skip(1).filter(|&(_, b)| b == b'/');
+        root.into_iter().chain(slashes.map(move |(i, _)| &s[..i]))
     }
 
     /// Every proper ancestor, nearest first, ending with `/`.
