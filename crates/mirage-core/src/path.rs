@@ -115,7 +115,7 @@ impl VPath {
         if self.is_root() {
             return None;
         }
-        let cut = self.0.rfind('/').unwrap_or(0);
+        let cut = last_slash(&self.0).unwrap_or(0);
         Some(if cut == 0 { Self::root() } else { VPath(Arc::from(&self.0[..cut])) })
     }
 
@@ -240,11 +240,17 @@ impl fmt::Debug for VPath {
     }
 }
 
+/// Where the last `/` of `s` is: a plain scan from the end, which for a path's last
+/// component costs less than setting up `rfind`'s search (it runs several times per call).
+fn last_slash(s: &str) -> Option<usize> {
+    s.bytes().rposition(|b| b == b'/')
+}
+
 /// Every proper ancestor of the normalised absolute path `s`, nearest first, ending with `/`.
 pub(crate) fn ancestor_strs(s: &str) -> impl Iterator<Item = &str> {
     let mut end = if s == "/" { None } else { Some(s.len()) };
     std::iter::from_fn(move || {
-        let cut = s[..end?].rfind('/')?;
+        let cut = last_slash(&s[..end?])?;
         end = if cut == 0 { None } else { Some(cut) };
         Some(if cut == 0 { "/" } else { &s[..cut] })
     })
