@@ -70,7 +70,8 @@ export class ContentCache {
       return
     }
     this.#seen = now
-    const old = this.#entries.get(path)
+    // An empty map spares hashing the path (byte writes keep it empty).
+    const old = this.#entries.size === 0 ? undefined : this.#entries.get(path)
     if (old !== undefined) {
       this.#entries.delete(path)
       this.#size -= old.length + ENTRY_OVERHEAD
