@@ -33,15 +33,10 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// A chunk of zeros, in `held` room.
-    fn zeros(held: Held) -> Self {
-        Chunk { bytes: vec![0; CHUNK as usize].into_boxed_slice(), _held: held }
+    /// A chunk of zeros, in room taken for it; fails with `NoSpace` past the content limit.
+    fn zeros(op: &'static str) -> Result<Self> {
+        Ok(Chunk { _held: Held::take(CHUNK, op)?, bytes: vec![0; CHUNK as usize].into_boxed_slice() })
     }
-}
-
-/// Room for one chunk; fails with `NoSpace` past the content limit.
-fn room(op: &'static str) -> Result<Held> {
-    Held::take(CHUNK, op)
 }
 
 /// Where a range of a [`Sparse`] file's bytes comes from.
@@ -87,7 +82,7 @@ impl Sparse {
     /// `NoSpace` past the content limit.
     pub(crate) fn fill(&mut self, index: u64, bytes: &[u8]) -> Result<()> {
         let keep = (self.snapshot_len - index * CHUNK).min(CHUNK) as usize;
-        let mut chunk = Chunk::zeros(room("write")?);
+        let mut chunk = Chunk::zeros("write")?;
         let n = keep.min(bytes.len());
         chunk.bytes[..n].copy_from_slice(&bytes[..n]);
         self.chunks.insert(index, chunk);
@@ -105,14 +100,12 @@ impl Sparse {
             return Ok(());
         }
         let len = data.len() as u64;
-        let mut rooms = Vec::new();
+        let mut fresh = Vec::new();
         for index in chunk_range(offset, len).filter(|index| !self.chunks.contains_key(index)) {
             debug_assert!(index * CHUNK >= self.snapshot_len || covers(offset, len, index), "filled first");
-            rooms.push((index, room("write")?));
+            fresh.push((index, Chunk::zeros("write")?));
         }
-        for (index, held) in rooms {
-            self.chunks.insert(index, Chunk::zeros(held));
-        }
+        self.chunks.extend(fresh);
         let mut written = 0;
         for index in chunk_range(offset, len) {
             let chunk = &mut self.chunks.get_mut(&index).expect("made above").bytes;
