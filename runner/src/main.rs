@@ -60,7 +60,7 @@ mount     serves a copy-on-write session over DIR (default: the current director
 --busy-poll (the default; root; run and mount): while the filesystem is busy, idle CPUs
           poll instead of halting (a zero CPU latency request, withdrawn 2-4 ms after the last
           request), so each request wakes its threads sooner: creating many small files goes
-          about 2x faster, at the cost of idle CPUs spinning meanwhile. --no-busy-poll (or
+          1.4-2x faster, at the cost of idle CPUs spinning meanwhile. --no-busy-poll (or
           busy_poll = false in mirage.toml) lets them halt. Without root it is not in effect,
           and --busy-poll says so.
 --max-memory SIZE (run and mount): the most the sessions may hold in mirage-run's memory

@@ -79,7 +79,7 @@ pub struct Options {
     /// CPU latency request of zero through `/dev/cpu_dma_latency`, withdrawn once no request
     /// has come for 2-4 ms. Each request wakes a thread on each side, and waking a halted CPU
     /// costs more than most requests themselves (on virtual machines above all), so work made
-    /// of many small requests runs faster (creating files: about 2.3x here). Idle CPUs spin
+    /// of many small requests runs faster (creating files: 1.4-2.3x here). Idle CPUs spin
     /// meanwhile, on the whole machine, for as long as the mount is busy and those few
     /// milliseconds after; `false` lets them halt. Needs root; ignored otherwise
     /// ([`Mount::busy_polling`] tells).
