@@ -1,7 +1,9 @@
 // @mirage/vfs beside node:fs/promises on tmpfs and just-bash's InMemoryFs, in one run:
 // small-file writeFile (bytes and text), readFile and stat (1 KiB, awaited one at a time), the
 // sync and batch variants, writes into a file system already holding 100,000 files, and fork
-// of a 100,000-file session. Every figure is the median of RUNS runs.
+// of a 100,000-file session. Every figure is the median of RUNS runs. Mirage and just-bash
+// take turns of a few hundred files within each run, so that both meet the same conditions;
+// each ratio to just-bash is the median of the runs' ratios, with their range.
 //
 // Usage: node bench/node/vfs.bench.mjs [RUNS] (default 7)
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -40,7 +42,6 @@ function subjects(shm) {
   const bash = new InMemoryFs()
   return {
     mirage: {
-      prefix: '/m',
       setup: () => {},
       write: (n) => s.writeFile(n, CONTENT),
       writeText: (n) => s.writeFile(n, TEXT),
@@ -56,7 +57,6 @@ function subjects(shm) {
       done: () => s.abort(),
     },
     justBash: {
-      prefix: '/m',
       setup: () => bash.mkdir('/m', { recursive: true }),
       write: (n) => bash.writeFile(n, CONTENT),
       writeText: (n) => bash.writeFile(n, TEXT),
@@ -67,7 +67,6 @@ function subjects(shm) {
       done: () => {},
     },
     nodeFs: {
-      prefix: shm,
       setup: () => {},
       write: (n) => fsp.writeFile(n, CONTENT),
       writeText: (n) => fsp.writeFile(n, TEXT),
@@ -79,11 +78,47 @@ function subjects(shm) {
   }
 }
 
-/** Runs every operation of every subject once per run, interleaved so that no subject
- * always runs first, each run on empty file systems; returns medians of operations per
- * second. Run 0 warms up. */
+/** Files each of the two in-process subjects handles per turn when they take turns. */
+const TURN = 250
+
+/** The awaited operations, each with the list of names it works on. */
+const AWAITED = [
+  ['write', 'list'],
+  ['writeText', 'textList'],
+  ['read', 'list'],
+  ['readText', 'textList'],
+  ['stat', 'list'],
+]
+
+/**
+ * Runs `op` over `list` for Mirage and just-bash taking turns of {@link TURN} files, the
+ * first of each pair of turns alternating, so that both meet the same state of the machine
+ * and of the process (collections, page faults, other load); returns each one's total time in
+ * milliseconds. Both work on the same names, each in its own file system.
+ */
+async function inTurns(all, op, list) {
+  const time = { mirage: 0, justBash: 0 }
+  for (let start = 0, turn = 0; start < list.length; start += TURN, turn++) {
+    const chunk = list.slice(start, start + TURN)
+    for (const who of turn % 2 ? ['justBash', 'mirage'] : ['mirage', 'justBash']) {
+      const call = all[who][op]
+      const begin = performance.now()
+      for (const n of chunk) await call(n)
+      time[who] += performance.now() - begin
+    }
+  }
+  return time
+}
+
+/**
+ * Runs every operation once per run, each run on empty file systems; returns medians of
+ * operations per second, and of each run's Mirage / just-bash ratio with its range. Mirage
+ * and just-bash take turns ({@link inTurns}); node:fs/promises, whose calls cost tens of
+ * microseconds and leave garbage to match, runs on its own after them. Run 0 warms up.
+ */
 async function compare() {
   const rates = {}
+  const paired = {}
   const record = (who, op, value, run) => {
     if (run === 0) return
     ;((rates[who] ??= {})[op] ??= []).push(value)
@@ -93,72 +128,69 @@ async function compare() {
     const shm = mkdtempSync('/dev/shm/mirage-bench-')
     const all = subjects(shm)
     try {
-      // Each run starts with the next subject: whatever one leaves behind (garbage to collect,
-      // caches to refill) falls on each of the others in turn.
-      const order = Object.entries(all)
-      for (const [who, fs] of [...order.slice(run % order.length), ...order.slice(0, run % order.length)]) {
-        await fs.setup()
-        const list = names(run, fs.prefix)
-        const textList = names(`${run}t`, fs.prefix)
-        await timed(who, 'write', run, async () => {
-          for (const n of list) await fs.write(n)
+      for (const fs of Object.values(all)) await fs.setup()
+      const lists = { list: names(run, '/m'), textList: names(`${run}t`, '/m') }
+      for (const [op, list] of AWAITED) {
+        const time = await inTurns(all, op, lists[list])
+        record('mirage', op, FILES / (time.mirage / 1000), run)
+        record('justBash', op, FILES / (time.justBash / 1000), run)
+        if (run > 0) (paired[op] ??= []).push(time.justBash / time.mirage)
+      }
+      const mirage = all.mirage
+      const syncList = names(`${run}s`, '/m')
+      await timed('mirage', 'writeSync', run, async () => {
+        for (const n of syncList) mirage.writeSync(n)
+      })
+      await timed('mirage', 'readSync', run, async () => {
+        for (const n of lists.list) mirage.readSync(n)
+      })
+      await timed('mirage', 'statSync', run, async () => {
+        for (const n of lists.list) mirage.statSync(n)
+      })
+      await timed('mirage', 'readMany', run, () => mirage.readMany(lists.list))
+      await timed('mirage', 'statMany', run, () => mirage.statMany(lists.list))
+      const nodeFs = all.nodeFs
+      const nodeLists = { list: names(run, shm), textList: names(`${run}t`, shm) }
+      for (const [op, list] of AWAITED) {
+        await timed('nodeFs', op, run, async () => {
+          for (const n of nodeLists[list]) await nodeFs[op](n)
         })
-        await timed(who, 'writeText', run, async () => {
-          for (const n of textList) await fs.writeText(n)
-        })
-        await timed(who, 'read', run, async () => {
-          for (const n of list) await fs.read(n)
-        })
-        await timed(who, 'readText', run, async () => {
-          for (const n of textList) await fs.readText(n)
-        })
-        await timed(who, 'stat', run, async () => {
-          for (const n of list) await fs.stat(n)
-        })
-        if (who !== 'mirage') continue
-        const syncList = names(`${run}s`, fs.prefix)
-        await timed(who, 'writeSync', run, async () => {
-          for (const n of syncList) fs.writeSync(n)
-        })
-        await timed(who, 'readSync', run, async () => {
-          for (const n of list) fs.readSync(n)
-        })
-        await timed(who, 'statSync', run, async () => {
-          for (const n of list) fs.statSync(n)
-        })
-        await timed(who, 'readMany', run, () => fs.readMany(list))
-        await timed(who, 'statMany', run, () => fs.statMany(list))
       }
     } finally {
       for (const fs of Object.values(all)) fs.done()
     }
   }
-  return medians(rates)
+  return { rates: medians(rates), paired: spreads(paired) }
 }
 
-/** Writes of new files into a file system that already holds {@link BIG} files, for the
- * two in-process ones (filled untimed, once); medians of operations per second. */
+/** Writes of new files into a file system that already holds {@link BIG} files, Mirage and
+ * just-bash taking turns (filled untimed, once); medians as {@link compare} gives them. */
 async function writesWhenBig() {
   const all = subjects('')
   const rates = {}
+  const paired = []
   try {
     for (const who of ['mirage', 'justBash']) {
       await all[who].setup()
       for (let i = 0; i < BIG; i++) all[who].fill(`/m/big-${i}`)
     }
     for (let run = 0; run <= RUNS; run++) {
-      for (const who of ['mirage', 'justBash']) {
-        const list = names(`${run}b`, '/m')
-        const rate = await measure(async () => {
-          for (const n of list) await all[who].write(n)
-        })
-        if (run > 0) ((rates[who] ??= {}).write ??= []).push(rate)
-      }
+      const time = await inTurns(all, 'write', names(`${run}b`, '/m'))
+      if (run === 0) continue
+      for (const who of ['mirage', 'justBash']) ((rates[who] ??= {}).write ??= []).push(FILES / (time[who] / 1000))
+      paired.push(time.justBash / time.mirage)
     }
   } finally {
     all.mirage.done()
   }
-  return medians(rates)
+  return { rates: medians(rates), paired: spreads({ write: paired }).write }
+}
+
+/** The median, lowest and highest of every list of ratios. */
+function spreads(ratios) {
+  return Object.fromEntries(
+    Object.entries(ratios).map(([op, values]) => [op, { median: median(values), low: Math.min(...values), high: Math.max(...values) }]),
+  )
 }
 
 /** The median of every list of rates. */
@@ -193,14 +225,19 @@ function forkCost() {
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const ratio = (a, b) => `${(a / b).toFixed(2)}x`
+/** A median of per-run ratios with its range. */
+const spread = ({ median, low, high }) => `${median.toFixed(2)}x (${low.toFixed(2)}-${high.toFixed(2)})`
 
-const { mirage: m, justBash: j, nodeFs: n } = await compare()
+const {
+  rates: { mirage: m, justBash: j, nodeFs: n },
+  paired,
+} = await compare()
 const big = await writesWhenBig()
 const forks = forkCost()
 
 console.log(`# @mirage/vfs benchmarks (Node ${process.version}, median of ${RUNS} runs, ${FILES} files of 1 KiB)\n`)
 console.log('## Awaited, one call at a time (ops/s)\n')
-console.log('| operation | @mirage/vfs (memory mount) | just-bash InMemoryFs | node:fs/promises (tmpfs) | vs just-bash | vs node:fs |')
+console.log('| operation | @mirage/vfs (memory mount) | just-bash InMemoryFs | node:fs/promises (tmpfs) | vs just-bash (runs) | vs node:fs |')
 console.log('|---|---:|---:|---:|---:|---:|')
 const rows = [
   ['writeFile (bytes)', 'write', 'write'],
@@ -210,7 +247,7 @@ const rows = [
   ['stat', 'stat', 'stat'],
 ]
 for (const [label, op, native] of rows) {
-  console.log(`| ${label} | ${fmt(m[op])} | ${fmt(j[native])} | ${fmt(n[native])} | ${ratio(m[op], j[native])} | ${ratio(m[op], n[native])} |`)
+  console.log(`| ${label} | ${fmt(m[op])} | ${fmt(j[native])} | ${fmt(n[native])} | ${spread(paired[op])} | ${ratio(m[op], n[native])} |`)
 }
 console.log('\n## Sync and batch variants of @mirage/vfs (ops/s)\n')
 console.log('| call | ops/s |\n|---|---:|')
@@ -220,8 +257,8 @@ console.log(`| statSync | ${fmt(m.statSync)} |`)
 console.log(`| readMany (${FILES} paths per call) | ${fmt(m.readMany)} |`)
 console.log(`| statMany (${FILES} paths per call) | ${fmt(m.statMany)} |`)
 console.log(`\n## writeFile (bytes) into a file system holding ${fmt(BIG)} files (ops/s)\n`)
-console.log('| @mirage/vfs | just-bash InMemoryFs | vs just-bash |\n|---:|---:|---:|')
-console.log(`| ${fmt(big.mirage.write)} | ${fmt(big.justBash.write)} | ${ratio(big.mirage.write, big.justBash.write)} |`)
+console.log('| @mirage/vfs | just-bash InMemoryFs | vs just-bash (runs) |\n|---:|---:|---:|')
+console.log(`| ${fmt(big.rates.mirage.write)} | ${fmt(big.rates.justBash.write)} | ${spread(big.paired)} |`)
 console.log('\n## Fork\n')
 console.log('| session size | fork (median of 51) |\n|---:|---:|')
 for (const [size, ms] of Object.entries(forks)) console.log(`| ${fmt(Number(size))} files | ${(ms * 1000).toFixed(1)} µs |`)
