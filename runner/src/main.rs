@@ -39,17 +39,18 @@ usage: mirage-run [--net host|none|tcp:PORTS] [--on-exit keep|commit|discard]
           session (run-N) unless --session NAME (runs in, or creates, that session) or --fork
           NAME (a new fork of it). On exit, a summary of the changes; --on-exit keep (the
           default) keeps them in the session, commit writes them to the workspace (or the
-          parent session), discard drops them. --net none: no
-          network at all; --net tcp:443,80: TCP connections to those ports only (Landlock). --mount /data=local:DIR (or memory:, or a URL such as s3://bucket/prefix) adds a mount to the
-          session's tree (--mount-ro: read-only). ./mirage.toml (or
-          ~/.config/mirage/mirage.toml) sets defaults: net, on_exit, system, home, busy_poll,
-          max_memory, [[mount]].
+          parent session), discard drops them. --net none: no network at all; --net
+          tcp:443,80: TCP connections to those ports only, no listening (Landlock; UDP is
+          not filtered). --mount /data=local:DIR (or memory:, or a URL such as
+          s3://bucket/prefix) adds a mount to the session's tree (--mount-ro: read-only).
+          ./mirage.toml (or ~/.config/mirage/mirage.toml) sets defaults: net, on_exit,
+          system, home, busy_poll, max_memory, [[mount]].
 sessions  lists the store's sessions; diff shows what one changed (--text: as a patch);
           commit applies it to its parent (the first fork to commit wins; a later one is
           refused, naming the paths, and keeps its changes) or, for a root session, to its
-          workspace (--message: the commit message where a mount records commits, such as a
-          github:// repository); abort drops it and its forks. The store: --store DIR, $MIRAGE_STORE,
-          or ~/.local/state/mirage.
+          workspace (--message: the commit message where a mount records commits, such as
+          a github:// repository); abort drops it and its forks. The store: --store DIR,
+          $MIRAGE_STORE, or ~/.local/state/mirage.
 mount     serves a copy-on-write session over DIR (default: the current directory) at
           MOUNTPOINT until Ctrl-C, SIGTERM or an unmount. Nothing reaches DIR unless the
           session is committed: --on-exit commit writes the changes back when it ends;
